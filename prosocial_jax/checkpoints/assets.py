@@ -1,0 +1,49 @@
+"""Files recorded beside the checkpoints: the vocabulary and the gin config.
+
+A model is only usable with the vocabulary it was trained with, so the trainer
+copies the vocabulary into MODEL_DIR on the first run and evaluation/export read
+it from there.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+import tensorflow as tf
+
+VOCABULARY_DIR = "vocabulary"
+
+
+def file_sha256(path: str) -> str:
+  digest = hashlib.sha256()
+  with tf.io.gfile.GFile(path, "rb") as f:
+    digest.update(f.read())
+  return digest.hexdigest()
+
+
+def record_vocabulary(model_dir: str, vocab_path: str) -> dict[str, str]:
+  """Copies the SentencePiece model into MODEL_DIR/vocabulary/; returns its record."""
+  target_dir = os.path.join(model_dir, VOCABULARY_DIR)
+  tf.io.gfile.makedirs(target_dir)
+  target = os.path.join(target_dir, os.path.basename(vocab_path))
+  if not tf.io.gfile.exists(target):
+    tf.io.gfile.copy(vocab_path, target)
+  return {"path": target, "source": vocab_path, "sha256": file_sha256(vocab_path)}
+
+
+def recorded_vocabulary_path(model_dir: str) -> str | None:
+  """The SentencePiece model recorded in MODEL_DIR, if any."""
+  target_dir = os.path.join(model_dir, VOCABULARY_DIR)
+  if not tf.io.gfile.isdir(target_dir):
+    return None
+  models = sorted(f for f in tf.io.gfile.listdir(target_dir) if f.endswith(".model"))
+  return os.path.join(target_dir, models[0]) if models else None
+
+
+def write_text(model_dir: str, name: str, text: str) -> str:
+  path = os.path.join(model_dir, name)
+  tf.io.gfile.makedirs(model_dir)
+  with tf.io.gfile.GFile(path, "w") as f:
+    f.write(text)
+  return path

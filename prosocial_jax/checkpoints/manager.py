@@ -1,0 +1,101 @@
+"""Orbax checkpoints in MODEL_DIR: `checkpoint_<step>/{state,meta}`.
+
+`state` is the TrainState (parameters, optimizer state, step), saved
+asynchronously and restored straight onto the current mesh. `meta` is JSON: the
+model config, the vocabulary's fingerprint and the input pipeline's position,
+so a resumed job continues with the same model, vocabulary and batches — and a
+MODEL_DIR holding a different model is refused with a readable message instead
+of an orbax shape error deep in a restore.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Mapping
+
+import orbax.checkpoint as ocp
+from etils import epath
+
+STEP_PREFIX = "checkpoint"
+
+
+class CheckpointMismatchError(ValueError):
+  """The checkpoint in MODEL_DIR was written for another model or vocabulary."""
+
+
+class Checkpointer:
+  """A thin, typed wrapper over orbax's CheckpointManager."""
+
+  def __init__(self, model_dir: str, *, max_to_keep: int | None = 3,
+               async_save: bool = True):
+    self.model_dir = str(model_dir)
+    options = ocp.CheckpointManagerOptions(
+        max_to_keep=max_to_keep, step_prefix=STEP_PREFIX,
+        enable_async_checkpointing=async_save, create=True)
+    self._manager = ocp.CheckpointManager(
+        epath.Path(self.model_dir), options=options, item_names=("state", "meta"))
+
+  def latest_step(self) -> int | None:
+    return self._manager.latest_step()
+
+  def all_steps(self) -> list[int]:
+    return list(self._manager.all_steps())
+
+  def save(self, step: int, state, meta: Mapping[str, Any], *, force: bool = True) -> bool:
+    return self._manager.save(
+        step, force=force,
+        args=ocp.args.Composite(state=ocp.args.StandardSave(state),
+                                meta=ocp.args.JsonSave(dict(meta))))
+
+  def read_meta(self, step: int) -> dict[str, Any]:
+    restored = self._manager.restore(
+        step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
+    return dict(restored["meta"])
+
+  def restore(self, step: int, target):
+    """Restores the state onto the shardings carried by `target`.
+
+    `target` must be the abstract TrainState (ShapeDtypeStructs with shardings):
+    without it orbax turns optimizer states into plain lists.
+    """
+    restored = self._manager.restore(
+        step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target)))
+    return restored["state"]
+
+  def wait_until_finished(self) -> None:
+    self._manager.wait_until_finished()
+
+  def close(self) -> None:
+    self._manager.wait_until_finished()
+    self._manager.close()
+
+
+def check_compatible(saved: Mapping[str, Any], current: Mapping[str, Any],
+                     *, model_dir: str, step: int) -> None:
+  """Raises CheckpointMismatchError when model config or vocabulary differ."""
+  problems = []
+  saved_model = saved.get("model_config", {})
+  current_model = current.get("model_config", {})
+  for key in sorted(set(saved_model) | set(current_model)):
+    if saved_model.get(key) != current_model.get(key):
+      problems.append(f"  model_config.{key}: checkpoint has "
+                      f"{saved_model.get(key)!r}, this run has {current_model.get(key)!r}")
+  saved_vocab = saved.get("vocabulary", {}).get("sha256")
+  current_vocab = current.get("vocabulary", {}).get("sha256")
+  if saved_vocab and current_vocab and saved_vocab != current_vocab:
+    problems.append(
+        f"  vocabulary: checkpoint was trained with "
+        f"{saved.get('vocabulary', {}).get('path')} (sha256 {saved_vocab[:12]}…), "
+        f"this run uses {current.get('vocabulary', {}).get('path')} "
+        f"(sha256 {current_vocab[:12]}…)")
+  if problems:
+    raise CheckpointMismatchError(
+        f"MODEL_DIR {model_dir} holds a checkpoint (step {step}) of another model "
+        "than the one configured:\n" + "\n".join(problems) +
+        "\nUse a new MODEL_DIR, or configure the model that wrote this checkpoint.")
+  for key in ("seed", "batch_size", "mixture_or_task_name", "task_feature_lengths"):
+    old = saved.get("input", {}).get(key)
+    new = current.get("input", {}).get(key)
+    if old is not None and old != new:
+      logging.warning("Resuming with input %s=%r (checkpoint used %r): the batch "
+                      "sequence will differ from an uninterrupted run.", key, new, old)

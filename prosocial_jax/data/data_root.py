@@ -1,0 +1,123 @@
+"""Where raw corpora live: one data root, one folder per corpus.
+
+The data root is, in order of precedence:
+
+1. the explicit `data_root` argument (callers pass the gin macro `DATA_ROOT`);
+2. the environment variable `PROSOCIAL_JAX_DATA`;
+3. `~/prosocial_jax_data`.
+
+Each corpus has its own folder under the root (`prosocial_dialog/`,
+`daily_dialog/`, ...) holding the release's own files; a split is found from
+the file name (train / valid|validation|dev / test). Paths go through
+`tf.io.gfile`, so a `gs://` root works.
+
+`sample_data_root()` is the small hand-written sample shipped with the package;
+it is gin-configurable, so a gin file can say `DATA_ROOT = @sample_data_root()`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+import gin
+import tensorflow as tf
+
+from prosocial_jax.data.errors import AmbiguousSplitError, MissingDataError
+
+ENV_VAR = "PROSOCIAL_JAX_DATA"
+DEFAULT_DATA_ROOT = "~/prosocial_jax_data"
+
+# Canonical split name -> the words that mark it in a file name.
+SPLIT_WORDS: dict[str, tuple[str, ...]] = {
+    "train": ("train",),
+    "validation": ("valid", "validation", "dev"),
+    "test": ("test",),
+}
+# Files in a corpus folder that are never data.
+_IGNORED_SUFFIXES = (".md",)
+
+
+def _expand(path: str | os.PathLike) -> str:
+  path = os.fspath(path)
+  return path if "://" in path else os.path.expanduser(path)
+
+
+def _resolve(data_root: str | os.PathLike | None) -> tuple[str, str]:
+  """Returns (data root, where it came from)."""
+  if data_root:
+    return _expand(data_root), "given explicitly (DATA_ROOT)"
+  env = os.environ.get(ENV_VAR)
+  if env:
+    return _expand(env), f"from ${ENV_VAR}"
+  return _expand(DEFAULT_DATA_ROOT), f"the default; set DATA_ROOT or ${ENV_VAR} to change it"
+
+
+def resolve_data_root(data_root: str | os.PathLike | None = None) -> str:
+  """The data root: `data_root` if given, else $PROSOCIAL_JAX_DATA, else ~/prosocial_jax_data."""
+  return _resolve(data_root)[0]
+
+
+def corpus_dir(corpus: str, data_root: str | os.PathLike | None = None) -> str:
+  """The folder of `corpus` under the data root; raises MissingDataError if it is absent."""
+  root, origin = _resolve(data_root)
+  path = os.path.join(root, corpus)
+  if not tf.io.gfile.isdir(path):
+    raise MissingDataError(
+        f"Corpus {corpus!r} not found: expected the folder {path} "
+        f"(data root {root}, {origin}). Download it with "
+        f"`python -m prosocial_jax.data download {corpus}`, or put the release's "
+        f"own files in that folder.")
+  return path
+
+
+def canonical_split(split: str) -> str:
+  """Maps train / valid / validation / dev / test to train / validation / test."""
+  for name, words in SPLIT_WORDS.items():
+    if split.lower() in words:
+      return name
+  raise ValueError(f"Unknown split {split!r}: expected one of "
+                   f"{sorted(w for words in SPLIT_WORDS.values() for w in words)}.")
+
+
+def find_split_file(corpus_path: str | os.PathLike, split: str) -> str:
+  """The one file in `corpus_path` whose name marks `split`.
+
+  A name marks a split when one of its words (split at any non-alphanumeric
+  character, e.g. `prosocial_dialog_v1_valid.json`) is a split word. Hidden
+  files, folders and `*.md` files are skipped.
+
+  Raises:
+    MissingDataError: no file (or no folder) for the split.
+    AmbiguousSplitError: several files match.
+  """
+  corpus_path = _expand(corpus_path)
+  name = canonical_split(split)
+  words = SPLIT_WORDS[name]
+  if not tf.io.gfile.isdir(corpus_path):
+    raise MissingDataError(f"No folder {corpus_path} to look for the {name!r} split in.")
+  candidates = []
+  for entry in sorted(tf.io.gfile.listdir(corpus_path)):
+    entry = entry.rstrip("/")
+    if entry.startswith(".") or entry.lower().endswith(_IGNORED_SUFFIXES):
+      continue
+    if tf.io.gfile.isdir(os.path.join(corpus_path, entry)):
+      continue
+    candidates.append(entry)
+  matches = [e for e in candidates
+             if any(w in words for w in re.split(r"[^a-z0-9]+", e.lower()))]
+  if not matches:
+    raise MissingDataError(
+        f"No {name!r} split file in {corpus_path}: expected a file whose name contains "
+        f"one of the words {list(words)} (e.g. {words[0]}.json); found {candidates or 'no files'}.")
+  if len(matches) > 1:
+    raise AmbiguousSplitError(
+        f"Several {name!r} split files in {corpus_path}: {matches}. Keep one, or move the "
+        f"others out of the folder.")
+  return os.path.join(corpus_path, matches[0])
+
+
+@gin.configurable
+def sample_data_root() -> str:
+  """The data root of the small sample shipped with the package (for tests and quick runs)."""
+  return os.path.join(os.path.dirname(os.path.abspath(__file__)), "sample")

@@ -1,0 +1,119 @@
+"""Trains the SentencePiece vocabulary of a from-scratch model on ProsocialDialog's train split.
+
+    python -m prosocial_jax.data.train_vocab --data_root DIR --output PREFIX [--vocab_size 1024]
+
+writes PREFIX.model and PREFIX.vocab (`--output` may also end in `.model`). The
+shipped `tasks/vocab/prosocial_sample.model` was made from the shipped sample:
+
+    python -m prosocial_jax.data.train_vocab \
+        --data_root prosocial_jax/data/sample --output tasks/vocab/prosocial_sample
+
+Choices: BPE with byte fallback (the paper uses byte-level BPE: no input is ever
+<unk>), the five safety labels as user-defined symbols (one token each),
+pad 0 / eos 1 / unk 2 and no BOS (the seqio / T5 ids), `hard_vocab_limit=False`
+(a small corpus may not support the asked size; the vocabulary is then smaller),
+no Unicode normalization (`identity`, as byte-level BPE; runs of spaces are
+still collapsed), and no dummy prefix, so a target's first token is its label.
+Training is deterministic: one thread, a fixed seed, no sentence sampling, and
+the sentences are fed from memory so no file path ends up in the model.
+
+The training sentences are what the model reads and writes: each dialogue written
+out as a Canary context (speaker marks included) and each Canary target.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import sys
+from typing import Iterable, Iterator
+
+import sentencepiece as spm
+import tensorflow as tf
+
+from prosocial_jax.data import prosocial_dialog
+from prosocial_jax.data.labels import SAFETY_LABELS
+
+DEFAULT_VOCAB_SIZE = 1024
+SEED = 0
+
+
+def vocab_sentences(dialogues: Iterable[prosocial_dialog.Dialogue]) -> Iterator[str]:
+  """The training text, in file order: each whole dialogue as a Canary context reads it
+  (speaker marks, oldest first, the last response included), then each turn's target."""
+  for dialogue in dialogues:
+    utterances = []
+    for turn in dialogue.turns:
+      utterances.append(f"{prosocial_dialog.USER_MARK} {turn.text.strip()}")
+      if turn.response:
+        utterances.append(f"{prosocial_dialog.BOT_MARK} {turn.response.strip()}")
+    yield prosocial_dialog.UTTERANCE_SEPARATOR.join(utterances)
+    for turn in dialogue.turns:
+      yield prosocial_dialog.canary_target(turn.safety_label, turn.rots)
+
+
+def train_sentencepiece(sentences: Iterable[str], vocab_size: int = DEFAULT_VOCAB_SIZE) -> bytes:
+  """Trains the BPE model; returns the serialized model proto."""
+  model = io.BytesIO()
+  spm.set_random_generator_seed(SEED)
+  spm.SentencePieceTrainer.train(
+      sentence_iterator=iter(list(sentences)),
+      model_writer=model,
+      model_type="bpe",
+      vocab_size=vocab_size,
+      byte_fallback=True,
+      character_coverage=1.0,
+      normalization_rule_name="identity",
+      add_dummy_prefix=False,
+      user_defined_symbols=list(SAFETY_LABELS),
+      pad_id=0, eos_id=1, unk_id=2, bos_id=-1,
+      hard_vocab_limit=False,
+      num_threads=1,
+      input_sentence_size=0,
+      shuffle_input_sentence=False,
+      max_sentence_length=1 << 16,
+      minloglevel=2,
+  )
+  return model.getvalue()
+
+
+def vocab_text(model_proto: bytes) -> str:
+  """The human-readable `.vocab` listing (piece <TAB> score), as spm_train writes it."""
+  processor = spm.SentencePieceProcessor(model_proto=model_proto)
+  return "".join(f"{processor.id_to_piece(i)}\t{processor.get_score(i):g}\n"
+                 for i in range(processor.get_piece_size()))
+
+
+def train_vocab(data_root: str, output: str, vocab_size: int = DEFAULT_VOCAB_SIZE,
+                split: str = "train") -> str:
+  """Trains on `split` of ProsocialDialog under `data_root`; returns the `.model` path."""
+  prefix = output[:-len(".model")] if output.endswith(".model") else output
+  dialogues = prosocial_dialog.load_split(split, data_root)
+  model_proto = train_sentencepiece(vocab_sentences(dialogues), vocab_size)
+  parent = os.path.dirname(prefix)
+  if parent:
+    tf.io.gfile.makedirs(parent)
+  with tf.io.gfile.GFile(prefix + ".model", "wb") as f:
+    f.write(model_proto)
+  with tf.io.gfile.GFile(prefix + ".vocab", "w") as f:
+    f.write(vocab_text(model_proto))
+  return prefix + ".model"
+
+
+def main(argv: list[str] | None = None) -> int:
+  parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+  parser.add_argument("--data_root", required=True,
+                      help="data root holding prosocial_dialog/ (e.g. prosocial_jax/data/sample)")
+  parser.add_argument("--output", required=True, help="output prefix (writes PREFIX.model, PREFIX.vocab)")
+  parser.add_argument("--vocab_size", type=int, default=DEFAULT_VOCAB_SIZE)
+  parser.add_argument("--split", default="train")
+  args = parser.parse_args(argv)
+  path = train_vocab(args.data_root, args.output, args.vocab_size, args.split)
+  size = spm.SentencePieceProcessor(model_file=path).get_piece_size()
+  print(f"Wrote {path} ({size} pieces) and {path[:-len('.model')]}.vocab")
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

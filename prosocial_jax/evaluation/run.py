@@ -1,0 +1,50 @@
+"""Evaluate a model's parameters with SeqIO: greedy predictions + gold scores."""
+
+from __future__ import annotations
+
+import functools
+import logging
+
+import flax.linen as nn
+import jax
+import numpy as np
+
+from prosocial_jax.evaluation.evaluator import SeqioEvaluation
+from prosocial_jax.models.decoding import greedy_decode
+from prosocial_jax.partitioning import batch_sharding
+from prosocial_jax.training.steps import make_score_step
+
+logger = logging.getLogger("prosocial_jax")
+
+
+def evaluate(module, params, mesh, rules, *, mixture_or_task_name, task_feature_lengths,
+             batch_size, split="validation", step=None, log_dir=None):
+  """SeqIO evaluation: greedy predictions and gold-target scores on `split`."""
+  evaluation = SeqioEvaluation(mixture_or_task_name, task_feature_lengths, batch_size,
+                               split=split, log_dir=log_dir)
+  data_sharding = batch_sharding(mesh, rules)
+  max_decode_length = task_feature_lengths["targets"]
+  decode = jax.jit(functools.partial(greedy_decode, module,
+                                     max_decode_length=max_decode_length))
+  score = jax.jit(make_score_step(module))
+
+  def on_mesh(batch):
+    return {k: jax.device_put(v, data_sharding) for k, v in batch.items()}
+
+  def predict_batch(batch):
+    with mesh, nn.logical_axis_rules(rules):
+      return np.asarray(decode(params, on_mesh(batch)["encoder_input_tokens"]))
+
+  def score_batch(batch):
+    with mesh, nn.logical_axis_rules(rules):
+      log_likelihood, tokens = score(params, on_mesh(batch))
+    return np.stack([np.asarray(log_likelihood), np.asarray(tokens)], axis=-1)
+
+  logger.info("Evaluating %s on %d %s examples...", mixture_or_task_name,
+              evaluation.num_examples, split)
+  results = evaluation.evaluate(predict_batch, score_batch, step=step)
+  evaluation.close()
+  for task, values in results.items():
+    logger.info("eval %s/%s: %s", task, split,
+                "  ".join(f"{k} {v:.3f}" for k, v in sorted(values.items())))
+  return results

@@ -1,0 +1,345 @@
+"""Shared Flax linen layers for the encoder-decoder models (T5 now, Prost later).
+
+Conventions that every layer here follows:
+* Parameters are created in float32 and cast to the activation `dtype` at use.
+* Attention logits, softmax and output logits are computed in float32.
+* Every parameter carries logical axis names (`nn.with_logical_partitioning`)
+  and key activations get `nn.with_logical_constraint`; no layer knows the mesh
+  (the rules table in `prosocial_jax.partitioning.rules` decides).
+* Projections take an injectable `dot_general` (default `jax.lax.dot_general`)
+  so a faster mixed-precision matmul can be passed in without touching layers.
+"""
+
+from __future__ import annotations
+
+import functools
+import operator
+from typing import Any, Callable, Optional, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+Array = jax.Array
+DType = Any
+Initializer = Callable[..., Array]
+DotGeneral = Callable[..., Array]
+
+# T5X initialisers (same distributions, so from-scratch runs behave like T5X).
+default_kernel_init = nn.initializers.variance_scaling(1.0, "fan_in", "truncated_normal")
+attention_kernel_init = nn.initializers.variance_scaling(1.0, "fan_in", "normal")
+relpos_init = nn.initializers.variance_scaling(1.0, "fan_avg", "uniform")
+
+# Added to masked attention logits; finite so fully masked rows stay NaN-free.
+_MASK_VALUE = -1e10
+
+constrain = nn.with_logical_constraint
+
+
+def _as_tuple(x) -> tuple[int, ...]:
+  return tuple(x) if isinstance(x, (tuple, list)) else (x,)
+
+
+class DenseGeneral(nn.Module):
+  """Bias-free projection of the trailing `axis` dims onto `features`.
+
+  The kernel is stored 2-D, [prod(input dims), prod(features)], as in T5X
+  checkpoints (e.g. attention query [embed, heads*head_dim]); it is reshaped at
+  use. Only trailing, contiguous input axes are supported.
+  """
+  features: int | Sequence[int]
+  kernel_axes: tuple[str, str]  # logical names of the 2-D kernel; no default on purpose
+  axis: int | Sequence[int] = -1
+  kernel_init: Initializer = default_kernel_init
+  dtype: DType = jnp.float32
+  dot_general: DotGeneral = lax.dot_general
+
+  @nn.compact
+  def __call__(self, inputs: Array) -> Array:
+    features = _as_tuple(self.features)
+    axes = sorted(a % inputs.ndim for a in _as_tuple(self.axis))
+    if axes != list(range(inputs.ndim - len(axes), inputs.ndim)):
+      raise ValueError(f"DenseGeneral contracts trailing axes only, got axis={self.axis}")
+    batch_shape = inputs.shape[:axes[0]]
+    in_dim = int(np.prod([inputs.shape[a] for a in axes]))
+    out_dim = int(np.prod(features))
+    kernel = self.param(
+        "kernel", nn.with_logical_partitioning(self.kernel_init, self.kernel_axes),
+        (in_dim, out_dim), jnp.float32)
+    x = jnp.asarray(inputs, self.dtype).reshape(batch_shape + (in_dim,))
+    y = self.dot_general(x, jnp.asarray(kernel, self.dtype),
+                         (((x.ndim - 1,), (0,)), ((), ())))
+    return y.reshape(batch_shape + features)
+
+
+class Embed(nn.Module):
+  """Token embedding [vocab, embed]; `attend` reuses it as an output layer."""
+  num_embeddings: int
+  features: int
+  dtype: DType = jnp.float32
+  # T5X: N(0, 1), the scale the RMS norms and v1.0's tied logits expect.
+  embedding_init: Initializer = nn.initializers.normal(stddev=1.0)
+  # A one-hot matmul instead of a gather: what T5X does for TPU SPMD; slow on CPU.
+  one_hot: bool = False
+
+  def setup(self):
+    self.embedding = self.param(
+        "embedding", nn.with_logical_partitioning(self.embedding_init, ("vocab", "embed")),
+        (self.num_embeddings, self.features), jnp.float32)
+
+  def __call__(self, tokens: Array) -> Array:
+    if not jnp.issubdtype(tokens.dtype, jnp.integer):
+      raise ValueError(f"Embed expects integer token ids, got {tokens.dtype}")
+    table = jnp.asarray(self.embedding, self.dtype)
+    if self.one_hot:
+      out = jax.nn.one_hot(tokens, self.num_embeddings, dtype=self.dtype) @ table
+    else:
+      out = jnp.take(table, tokens, axis=0)
+    return constrain(out, ("batch", "length", "embed"))  # [batch, length, embed]
+
+  def attend(self, query: Array) -> Array:
+    """[..., embed] -> [..., vocab] logits, in float32 for stability."""
+    return jnp.asarray(query, jnp.float32) @ jnp.asarray(self.embedding, jnp.float32).T
+
+
+class RMSNorm(nn.Module):
+  """T5's "LayerNorm": scale only, no mean subtraction, no bias."""
+  epsilon: float = 1e-6
+  dtype: DType = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: Array) -> Array:
+    scale = self.param("scale", nn.with_logical_partitioning(nn.initializers.ones, ("embed",)),
+                       (x.shape[-1],), jnp.float32)
+    x = jnp.asarray(x, jnp.float32)  # statistics in fp32 even for bf16 activations
+    y = x * lax.rsqrt(jnp.mean(jnp.square(x), axis=-1, keepdims=True) + self.epsilon)
+    return jnp.asarray(y, self.dtype) * jnp.asarray(scale, self.dtype)
+
+
+def _activation(name: str) -> Callable[[Array], Array]:
+  # T5X names activations by flax function name; gelu is the tanh approximation
+  # (HF "gelu_new"), which is what T5 v1.1 was trained with.
+  if name == "linear":
+    return lambda x: x
+  fn = getattr(nn, name, None)
+  if not callable(fn):
+    raise ValueError(f"Unknown MLP activation {name!r}")
+  return fn
+
+
+class MlpBlock(nn.Module):
+  """Feed-forward block: ("gelu", "linear") is v1.1's gated GELU (wi_0, wi_1, wo);
+  a single activation gives the classic `wi`, `wo` MLP."""
+  intermediate_dim: int
+  activations: Sequence[str] = ("gelu", "linear")
+  dropout_rate: float = 0.0
+  dtype: DType = jnp.float32
+  dot_general: DotGeneral = lax.dot_general
+
+  @nn.compact
+  def __call__(self, inputs: Array, *, deterministic: bool) -> Array:
+    dense = functools.partial(DenseGeneral, dtype=self.dtype, dot_general=self.dot_general)
+    hidden = []
+    for i, act in enumerate(self.activations):
+      name = "wi" if len(self.activations) == 1 else f"wi_{i}"
+      h = dense(self.intermediate_dim, kernel_axes=("embed", "mlp"), name=name)(inputs)
+      hidden.append(_activation(act)(h))
+    x = functools.reduce(operator.mul, hidden)  # [batch, length, mlp]
+    x = nn.Dropout(self.dropout_rate, broadcast_dims=(-2,))(x, deterministic=deterministic)
+    x = constrain(x, ("batch", "length", "mlp"))
+    return dense(inputs.shape[-1], kernel_axes=("mlp", "embed"), name="wo")(x)
+
+
+def relative_position_bucket(relative_position: Array, *, bidirectional: bool,
+                             num_buckets: int, max_distance: int) -> Array:
+  """Maps (key position - query position) to a bucket id in [0, num_buckets).
+
+  Half the buckets (per direction) are exact small distances, the rest grow
+  logarithmically up to `max_distance`; anything further shares the last one.
+  Causal (decoder) attention only sees keys at or before the query.
+  """
+  distance = -jnp.asarray(relative_position, jnp.int32)  # > 0: key before query
+  bucket = jnp.zeros_like(distance)
+  if bidirectional:
+    num_buckets //= 2
+    bucket = bucket + (distance < 0).astype(jnp.int32) * num_buckets
+    distance = jnp.abs(distance)
+  else:
+    distance = jnp.maximum(distance, 0)
+  max_exact = num_buckets // 2
+  log_ratio = (jnp.log(distance.astype(jnp.float32) / max_exact + np.finfo(np.float32).eps)
+               / np.log(max_distance / max_exact))
+  large = max_exact + (log_ratio * (num_buckets - max_exact)).astype(jnp.int32)
+  large = jnp.minimum(large, num_buckets - 1)
+  return bucket + jnp.where(distance < max_exact, distance, large)
+
+
+class RelativePositionBiases(nn.Module):
+  """T5 relative position bias, one table [heads, buckets] shared by a stack.
+
+  The bias stays float32 whatever the activation dtype: it is added to the
+  float32 attention logits.
+  """
+  num_buckets: int
+  max_distance: int
+  num_heads: int
+
+  @nn.compact
+  def __call__(self, query_positions: Array, key_positions: Array, *,
+               bidirectional: bool) -> Array:
+    """Positions [..., q] and [..., k] -> bias [1 or batch, heads, q, k] (float32)."""
+    table = self.param(
+        "rel_embedding", nn.with_logical_partitioning(relpos_init, ("heads", "relpos_buckets")),
+        (self.num_heads, self.num_buckets), jnp.float32)
+    relative = key_positions[..., None, :] - query_positions[..., :, None]  # [..., q, k]
+    buckets = relative_position_bucket(relative, bidirectional=bidirectional,
+                                       num_buckets=self.num_buckets,
+                                       max_distance=self.max_distance)
+    # A gather (cheap on CPU/GPU) rather than T5X's one-hot contraction.
+    bias = jnp.moveaxis(jnp.take(table, buckets, axis=1), 0, -3)  # [..., heads, q, k]
+    return bias if bias.ndim == 4 else bias[None]
+
+
+# ----------------------------------------------------------------------------
+# Masks. All masks are boolean [batch, 1, q_len, k_len] (1 broadcasts over heads).
+# ----------------------------------------------------------------------------
+def make_attention_mask(query_input: Array, key_input: Array,
+                        pairwise_fn: Callable[[Array, Array], Array] = jnp.logical_and) -> Array:
+  """[batch, q], [batch, k] -> [batch, 1, q, k] = pairwise_fn(q_i, k_j)."""
+  mask = pairwise_fn(query_input[..., :, None], key_input[..., None, :])
+  return mask[..., None, :, :].astype(bool)
+
+
+def make_padding_mask(query_tokens: Array, key_tokens: Array) -> Array:
+  """Attend only between non-padding (id != 0) positions."""
+  return make_attention_mask(query_tokens > 0, key_tokens > 0)
+
+
+def make_segment_mask(query_segment_ids: Array, key_segment_ids: Array) -> Array:
+  """Packed examples: attend only within the same segment."""
+  return make_attention_mask(query_segment_ids, key_segment_ids, jnp.equal)
+
+
+def make_causal_mask(length: int) -> Array:
+  """[1, 1, length, length]: query i sees keys j <= i."""
+  idx = jnp.arange(length)
+  return make_attention_mask(idx[None], idx[None], jnp.greater_equal)
+
+
+def combine_masks(*masks: Optional[Array]) -> Optional[Array]:
+  """Logical AND of the non-None masks (broadcasting); None if none given."""
+  masks = [m for m in masks if m is not None]
+  return functools.reduce(jnp.logical_and, masks) if masks else None
+
+
+def make_decoder_mask(decoder_target_tokens: Array,
+                      decoder_segment_ids: Optional[Array] = None) -> Array:
+  """Causal AND padding (from the targets) AND, when packed, same-segment."""
+  segment = (None if decoder_segment_ids is None
+             else make_segment_mask(decoder_segment_ids, decoder_segment_ids))
+  return combine_masks(make_causal_mask(decoder_target_tokens.shape[-1]),
+                       make_padding_mask(decoder_target_tokens, decoder_target_tokens),
+                       segment)
+
+
+def dot_product_attention(query: Array, key: Array, value: Array, bias: Optional[Array], *,
+                          dropout_rng: Optional[Array], dropout_rate: float,
+                          deterministic: bool, dtype: DType) -> Array:
+  """query [b, q, h, d], key/value [b, k, h, d], bias [b|1, h|1, q, k] -> [b, q, h, d]."""
+  # Logits and softmax in fp32 whatever the activation dtype (bf16 overflows).
+  logits = jnp.einsum("bqhd,bkhd->bhqk", query.astype(jnp.float32), key.astype(jnp.float32))
+  if bias is not None:
+    logits = logits + bias.astype(jnp.float32)
+  weights = jax.nn.softmax(logits, axis=-1)
+  if not deterministic and dropout_rate > 0.0:
+    # Same dropout pattern for every query position (broadcast over q), as T5X.
+    keep_shape = weights.shape[:-2] + (1,) + weights.shape[-1:]
+    keep = jax.random.bernoulli(dropout_rng, 1.0 - dropout_rate, keep_shape)
+    weights = weights * keep / (1.0 - dropout_rate)
+  return jnp.einsum("bhqk,bkhd->bqhd", weights.astype(dtype), value.astype(dtype))
+
+
+class MultiHeadAttention(nn.Module):
+  """Multi-head dot-product attention (self or cross) with an optional KV cache.
+
+  T5 does not scale logits by 1/sqrt(head_dim) at run time: the factor is folded
+  into the query initialiser (as in T5X), so checkpoints load unchanged.
+
+  Decoding (`decode=True`) keeps its state in the `cache` collection:
+  * self-attention: `cached_key` / `cached_value` [batch, decode_length, heads,
+    head_dim]; each call writes its keys at `decode_index` and attends causally
+    over the cache.
+  * cross-attention (`cross_attention=True`): the projected encoder keys/values,
+    computed once and reused at every step.
+  The first decode call (no cache yet) only creates the cache and runs plain
+  attention over its inputs; its output is meant to be discarded.
+  """
+  num_heads: int
+  head_dim: int
+  dtype: DType = jnp.float32
+  dropout_rate: float = 0.0
+  kernel_init: Initializer = attention_kernel_init
+  cross_attention: bool = False
+  dot_general: DotGeneral = lax.dot_general
+
+  @nn.compact
+  def __call__(self, inputs_q: Array, inputs_kv: Array, mask: Optional[Array] = None,
+               bias: Optional[Array] = None, *, deterministic: bool, decode: bool = False,
+               decode_index: Optional[Array] = None,
+               decode_length: Optional[int] = None) -> Array:
+    project = functools.partial(
+        DenseGeneral, features=(self.num_heads, self.head_dim), kernel_axes=("embed", "joined_kv"),
+        dtype=self.dtype, dot_general=self.dot_general)
+    query_init = lambda *a: self.kernel_init(*a) / np.sqrt(self.head_dim).astype(np.float32)
+    qkv_axes = ("batch", "length", "heads", "kv")
+
+    query = constrain(project(kernel_init=query_init, name="query")(inputs_q), qkv_axes)
+    cache_ready = decode and self.has_variable("cache", "cached_key")
+    if self.cross_attention and cache_ready:
+      key, value = None, None  # read below; the encoder projections are reused
+    else:
+      key = constrain(project(kernel_init=self.kernel_init, name="key")(inputs_kv), qkv_axes)
+      value = constrain(project(kernel_init=self.kernel_init, name="value")(inputs_kv), qkv_axes)
+
+    if decode and self.cross_attention:
+      cached_key = self.variable("cache", "cached_key", lambda: key)
+      cached_value = self.variable("cache", "cached_value", lambda: value)
+      key, value = cached_key.value, cached_value.value
+    elif decode:
+      if decode_length is None:
+        raise ValueError("decode=True self-attention needs decode_length (the cache length)")
+      batch, q_len = query.shape[:2]
+      cache_shape = (batch, decode_length, self.num_heads, self.head_dim)
+      cached_key = self.variable("cache", "cached_key", jnp.zeros, cache_shape, key.dtype)
+      cached_value = self.variable("cache", "cached_value", jnp.zeros, cache_shape, value.dtype)
+      if cache_ready:
+        if decode_index is None:
+          raise ValueError("cached self-attention needs decode_index")
+        start = (0, decode_index, 0, 0)
+        key = lax.dynamic_update_slice(cached_key.value, key.astype(cached_key.value.dtype), start)
+        value = lax.dynamic_update_slice(cached_value.value,
+                                         value.astype(cached_value.value.dtype), start)
+        cached_key.value, cached_value.value = key, value
+        # Only keys already written, and causal within this call's q_len tokens.
+        query_pos = decode_index + jnp.arange(q_len)
+        causal = jnp.arange(decode_length)[None, :] <= query_pos[:, None]  # [q, cache]
+        mask = combine_masks(mask, causal[None, None])
+
+    attention_bias = None
+    if mask is not None:
+      attention_bias = jnp.where(mask, 0.0, _MASK_VALUE).astype(jnp.float32)
+    if bias is not None:
+      attention_bias = bias if attention_bias is None else attention_bias + bias
+
+    dropout_rng = None
+    if not deterministic and self.dropout_rate > 0.0:
+      dropout_rng = self.make_rng("dropout")
+    x = dot_product_attention(query, key, value, attention_bias, dropout_rng=dropout_rng,
+                              dropout_rate=self.dropout_rate, deterministic=deterministic,
+                              dtype=self.dtype)  # [batch, q_len, heads, head_dim]
+    out = DenseGeneral(inputs_q.shape[-1], axis=(-2, -1), kernel_axes=("joined_kv", "embed"),
+                       kernel_init=self.kernel_init, dtype=self.dtype,
+                       dot_general=self.dot_general, name="out")(x)
+    return constrain(out, ("batch", "length", "embed"))  # [batch, q_len, embed]

@@ -1,0 +1,94 @@
+"""Train state: what a step reads and writes, and how it is laid out on the mesh.
+
+Parameters come out of `module.init` boxed with logical axis names
+(`nn.LogicallyPartitioned`). The optimizer's state mirrors the parameter tree,
+so the boxes flow through `optimizer.init` and give its moments the same
+logical names. From that one abstract (shape-only) state we derive every
+sharding, then materialise the real state directly on the mesh: no host ever
+holds a full replica of a large model.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flax
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from prosocial_jax.partitioning import logical_to_sharding
+
+
+@flax.struct.dataclass
+class TrainState:
+  step: jax.Array
+  params: Any
+  opt_state: Any
+
+  @classmethod
+  def create(cls, params, optimizer: optax.GradientTransformation):
+    return cls(step=jnp.zeros((), jnp.int32), params=params,
+               opt_state=optimizer.init(params))
+
+
+def _boxed_init_fn(module: nn.Module, optimizer):
+  def init(rng, dummy_batch):
+    variables = module.init(
+        {"params": rng, "dropout": rng},
+        dummy_batch["encoder_input_tokens"],
+        dummy_batch["decoder_input_tokens"],
+        dummy_batch["decoder_target_tokens"],
+        enable_dropout=False)
+    return TrainState.create(variables["params"], optimizer)
+  return init
+
+
+def _fit_spec_to_rank(spec: PartitionSpec, leaf) -> PartitionSpec:
+  # Factored optimizer statistics (Adafactor's row/column moments) inherit the
+  # box of a parameter of a higher rank; replicate those rather than fail.
+  if len(spec) > len(leaf.shape):
+    return PartitionSpec()
+  return spec
+
+
+def state_shardings(module, optimizer, dummy_batch, mesh: Mesh, rules=None):
+  """(abstract unboxed TrainState, matching tree of NamedShardings)."""
+  boxed = jax.eval_shape(_boxed_init_fn(module, optimizer), jax.random.key(0),
+                         dummy_batch)
+  abstract = nn.meta.unbox(boxed)
+  logical_specs = nn.get_partition_spec(boxed)
+  logical_specs = jax.tree.map(_fit_spec_to_rank, logical_specs, abstract,
+                               is_leaf=lambda x: isinstance(x, PartitionSpec))
+  return abstract, logical_to_sharding(logical_specs, mesh, rules)
+
+
+def init_train_state(module, optimizer, dummy_batch, rng, mesh: Mesh, rules=None):
+  """Initialises parameters and optimizer state sharded on `mesh`.
+
+  `dummy_batch` holds ShapeDtypeStructs of the model inputs (only shapes matter).
+  """
+  _, shardings = state_shardings(module, optimizer, dummy_batch, mesh, rules)
+  init = _boxed_init_fn(module, optimizer)
+  zeros = jax.tree.map(lambda x: jnp.zeros(x.shape, x.dtype), dummy_batch)
+  with mesh:
+    return jax.jit(lambda r, b: nn.meta.unbox(init(r, b)), out_shardings=shardings)(rng, zeros)
+
+
+def abstract_target(abstract_state, shardings):
+  """ShapeDtypeStructs carrying shardings: the restore target for orbax."""
+  return jax.tree.map(
+      lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
+      abstract_state, shardings)
+
+
+def param_count(params) -> int:
+  return sum(x.size for x in jax.tree.leaves(params))
+
+
+def replicated(mesh: Mesh) -> NamedSharding:
+  return NamedSharding(mesh, PartitionSpec())
+
+

@@ -1,0 +1,186 @@
+"""The training job: set up (or resume), train, checkpoint, evaluate.
+
+Everything a run needs is an argument of `train`, bound by gin from the T5X
+macro names (MODEL_DIR, MIXTURE_OR_TASK_NAME, TASK_FEATURE_LENGTHS, TRAIN_STEPS,
+BATCH_SIZE, ...); see gin/runs/train.gin for the full list.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import logging
+import os
+from typing import Any, Mapping
+
+import flax.linen as nn
+import gin
+import jax
+import jax.numpy as jnp
+import numpy as np
+import seqio
+
+from prosocial_jax.checkpoints.assets import record_vocabulary, write_text
+from prosocial_jax.checkpoints.manager import Checkpointer, check_compatible
+from prosocial_jax.evaluation.evaluator import eval_log_dir
+from prosocial_jax.evaluation.run import evaluate
+from prosocial_jax.models.registry import build_module, config_to_dict
+from prosocial_jax.partitioning import (MeshShape, batch_sharding, create_mesh,
+                                        logical_axis_rules)
+from prosocial_jax.training import input_pipeline
+from prosocial_jax.training.progress import Progress, ScalarWriter, count_tokens
+from prosocial_jax.training.steps import make_train_step
+from prosocial_jax.training.train_state import (abstract_target, init_train_state,
+                                                param_count, replicated,
+                                                state_shardings)
+
+logger = logging.getLogger("prosocial_jax")
+
+
+@dataclasses.dataclass
+class TrainResult:
+  step: int
+  train_metrics: dict[str, float]
+  eval_metrics: dict[str, dict[str, float]]
+
+
+def _vocabulary_path(mixture_or_task_name: str) -> str | None:
+  task = seqio.get_mixture_or_task(mixture_or_task_name)
+  vocab = task.output_features["targets"].vocabulary
+  return getattr(vocab, "sentencepiece_model_file", None)
+
+
+def _check_vocab_fits(mixture_or_task_name: str, model_vocab_size: int) -> None:
+  task = seqio.get_mixture_or_task(mixture_or_task_name)
+  for name, feature in task.output_features.items():
+    size = feature.vocabulary.vocab_size
+    if size > model_vocab_size:
+      raise ValueError(
+          f"The {name!r} vocabulary of {mixture_or_task_name!r} has {size} ids but "
+          f"the model's vocab_size is {model_vocab_size}: set the model's "
+          f"vocab_size to at least {size} (a multiple of 128 is fastest).")
+
+
+def _dummy_batch(batch_size: int, lengths: Mapping[str, int]) -> dict[str, jax.Array]:
+  enc = jax.ShapeDtypeStruct((batch_size, lengths["inputs"]), jnp.int32)
+  dec = jax.ShapeDtypeStruct((batch_size, lengths["targets"]), jnp.int32)
+  return {"encoder_input_tokens": enc, "decoder_input_tokens": dec,
+          "decoder_target_tokens": dec}
+
+
+@gin.configurable(denylist=["resume"])
+def train(*,
+          model_dir: str = gin.REQUIRED,
+          mixture_or_task_name: str = gin.REQUIRED,
+          task_feature_lengths: Mapping[str, int] = gin.REQUIRED,
+          train_steps: int = gin.REQUIRED,
+          batch_size: int = gin.REQUIRED,
+          model_config: Any = gin.REQUIRED,
+          optimizer=gin.REQUIRED,
+          mixture_or_task_module: str | None = "tasks",
+          data_root: str | None = None,
+          seed: int = 0,
+          pack: bool = False,
+          mesh_shape: MeshShape | None = None,
+          checkpoint_every: int = 1000,
+          keep_checkpoints: int | None = 3,
+          log_every: int = 50,
+          z_loss: float = 0.0,
+          label_smoothing: float = 0.0,
+          learning_rate_fn=None,
+          eval_at_end: bool = True,
+          eval_split: str = "validation",
+          eval_batch_size: int | None = None,
+          resume: bool = True) -> TrainResult:
+  """Trains `model_config` on a SeqIO task or mixture; resumes from MODEL_DIR."""
+  input_pipeline.configure_tensorflow()
+  if mixture_or_task_module:
+    tasks_module = importlib.import_module(mixture_or_task_module)
+    if data_root is not None and hasattr(tasks_module, "set_data_root"):
+      tasks_module.set_data_root(data_root)
+  _check_vocab_fits(mixture_or_task_name, model_config.vocab_size)
+
+  rules = logical_axis_rules()
+  mesh = create_mesh(mesh_shape)
+  module = build_module(model_config)
+  optimizer_tx = optimizer
+  dummy = _dummy_batch(batch_size, task_feature_lengths)
+  abstract_state, shardings = state_shardings(module, optimizer_tx, dummy, mesh, rules)
+  data_sharding = batch_sharding(mesh, rules)
+
+  vocab_path = _vocabulary_path(mixture_or_task_name)
+  meta = {
+      "model_config": config_to_dict(model_config),
+      "vocabulary": {"path": vocab_path, "sha256": None},
+      "input": {"mixture_or_task_name": mixture_or_task_name,
+                "task_feature_lengths": dict(task_feature_lengths),
+                "batch_size": batch_size, "seed": seed, "pack": pack},
+  }
+  if vocab_path:
+    meta["vocabulary"] = record_vocabulary(model_dir, vocab_path)
+
+  checkpointer = Checkpointer(model_dir, max_to_keep=keep_checkpoints)
+  latest = checkpointer.latest_step() if resume else None
+  if latest is not None:
+    check_compatible(checkpointer.read_meta(latest), meta, model_dir=model_dir, step=latest)
+    state = checkpointer.restore(latest, abstract_target(abstract_state, shardings))
+    logger.info("Resumed from %s at step %d.", model_dir, latest)
+  else:
+    state = init_train_state(module, optimizer_tx, dummy, jax.random.key(seed), mesh, rules)
+    logger.info("Initialised a new model: %s parameters on a %s mesh.",
+                f"{param_count(state.params):,}", dict(mesh.shape))
+  start_step = int(jax.device_get(state.step))
+  write_text(model_dir, "config.gin", gin.config_str())
+
+  train_step = jax.jit(
+      make_train_step(module, optimizer_tx, z_loss=z_loss,
+                      label_smoothing=label_smoothing,
+                      learning_rate_fn=learning_rate_fn),
+      in_shardings=(shardings, data_sharding, replicated(mesh)),
+      out_shardings=(shardings, replicated(mesh)),
+      donate_argnums=(0,))
+  dropout_rng = jax.random.key(seed + 1)
+
+  writer = ScalarWriter(os.path.join(model_dir, "train"))
+  last_metrics: dict[str, float] = {}
+  if start_step < train_steps:
+    batches = input_pipeline.train_batches(
+        mixture_or_task_name, task_feature_lengths, batch_size, seed=seed,
+        pack=pack, start_step=start_step)
+    progress = Progress(train_steps, start_step)
+    logger.info("Training %s from step %d to %d (batch %d, lengths %s).",
+                mixture_or_task_name, start_step, train_steps, batch_size,
+                dict(task_feature_lengths))
+    with mesh, nn.logical_axis_rules(rules):
+      for step in range(start_step + 1, train_steps + 1):
+        host_batch = next(batches)
+        progress.add_tokens(count_tokens(host_batch))
+        state, metrics = train_step(
+            state, input_pipeline.to_global_arrays(host_batch, data_sharding), dropout_rng)
+        if step % log_every == 0 or step == train_steps:
+          last_metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}
+          if not np.isfinite(last_metrics["loss"]):
+            raise FloatingPointError(f"Loss became {last_metrics['loss']} at step {step}.")
+          writer.write(step, progress.report(step, last_metrics))
+        if step % checkpoint_every == 0 or step == train_steps:
+          checkpointer.save(step, state, meta)
+    write_text(model_dir, "config.gin", gin.operative_config_str())
+  else:
+    logger.info("MODEL_DIR already holds step %d (TRAIN_STEPS=%d): nothing to train.",
+                start_step, train_steps)
+  checkpointer.wait_until_finished()
+
+  eval_metrics = {}
+  if eval_at_end:
+    eval_metrics = evaluate(module, state.params, mesh, rules,
+                            mixture_or_task_name=mixture_or_task_name,
+                            task_feature_lengths=task_feature_lengths,
+                            batch_size=eval_batch_size or batch_size,
+                            split=eval_split, step=max(start_step, train_steps),
+                            log_dir=eval_log_dir(model_dir))
+    for task, values in eval_metrics.items():
+      writer.write(max(start_step, train_steps), {f"eval/{task}/{k}": v for k, v in values.items()})
+  writer.close()
+  checkpointer.close()
+  return TrainResult(step=int(jax.device_get(state.step)), train_metrics=last_metrics,
+                     eval_metrics=eval_metrics)
