@@ -2,7 +2,11 @@
 
 `--gin.MODEL_DIR="'runs/x'"` becomes the gin binding `MODEL_DIR='runs/x'`, exactly as
 in T5X, so users can paste their habits. Relative gin files and `include`s are
-looked up in the current directory, then the project's gin/ folder.
+looked up in the current directory, then the project root. Includes are written
+from the project root (`include 'gin/runs/train.gin'`): gin 0.5 treats the first
+folder of an include as a Python package when the file is not found, and crashes
+on a namespace package (a plain `runs/` folder in the working directory), whereas
+`gin` always names the installed gin-config package.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from typing import Sequence
 
 import gin
 
-PROJECT_GIN_DIR = pathlib.Path(__file__).resolve().parent.parent / "gin"
+PROJECT_ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 USAGE = """python -m prosocial_jax.{entry} --gin_file=FILE [--gin_file=FILE ...]
        [--gin.NAME=VALUE ...] [--gin_search_paths=DIR[,DIR...]]
@@ -49,8 +53,7 @@ def parse_args(argv: Sequence[str], entry: str) -> tuple[list[str], list[str], l
 def parse_gin(gin_files: Sequence[str], bindings: Sequence[str],
               search_paths: Sequence[str] = ()) -> None:
   """Parses gin files and bindings with the project's search paths registered."""
-  # Includes are written relative to gin/ ("models/t5_1_1/tiny.gin"): look there first.
-  folders = [*search_paths, str(PROJECT_GIN_DIR), os.getcwd()]
+  folders = [*search_paths, os.getcwd(), str(PROJECT_ROOT)]
   for path in folders:
     gin.add_config_file_search_path(path)
   resolved, missing = [], []
@@ -61,5 +64,5 @@ def parse_gin(gin_files: Sequence[str], bindings: Sequence[str],
   if missing:
     raise FileNotFoundError(
         f"gin file(s) not found: {missing}; looked in the current directory, "
-        f"{list(search_paths)} and {PROJECT_GIN_DIR}.")
+        f"{list(search_paths)} and {PROJECT_ROOT}.")
   gin.parse_config_files_and_bindings(resolved, list(bindings))

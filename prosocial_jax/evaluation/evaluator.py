@@ -13,6 +13,7 @@ from typing import Callable, Mapping
 
 import numpy as np
 import seqio
+import tensorflow as tf
 
 # (batch of numpy features) -> numpy array [batch, ...]
 BatchFn = Callable[[dict[str, np.ndarray]], np.ndarray]
@@ -52,6 +53,7 @@ class SeqioEvaluation:
                log_dir: str | None = None):
     loggers = (seqio.PyLoggingLogger,)
     if log_dir:
+      tf.io.gfile.makedirs(log_dir)
       # Metrics go to TensorBoard through our own writer (seqio's needs the
       # tensorboard package); JSONLogger keeps every prediction for inspection.
       loggers += (seqio.JSONLogger,)

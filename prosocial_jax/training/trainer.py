@@ -21,7 +21,7 @@ import numpy as np
 import seqio
 
 from prosocial_jax.checkpoints.assets import record_vocabulary, write_text
-from prosocial_jax.checkpoints.manager import Checkpointer, check_compatible
+from prosocial_jax.checkpoints.manager import Checkpointer, check_compatible, param_shapes
 from prosocial_jax.evaluation.evaluator import eval_log_dir
 from prosocial_jax.evaluation.run import evaluate
 from prosocial_jax.models.registry import build_module, config_to_dict
@@ -68,6 +68,11 @@ def _dummy_batch(batch_size: int, lengths: Mapping[str, int]) -> dict[str, jax.A
           "decoder_target_tokens": dec}
 
 
+def absolute_model_dir(model_dir: str) -> str:
+  """Orbax needs absolute paths; bucket URLs (gs://...) are left as they are."""
+  return model_dir if "://" in model_dir else os.path.abspath(os.path.expanduser(model_dir))
+
+
 @gin.configurable(denylist=["resume"])
 def train(*,
           model_dir: str = gin.REQUIRED,
@@ -94,6 +99,7 @@ def train(*,
           resume: bool = True) -> TrainResult:
   """Trains `model_config` on a SeqIO task or mixture; resumes from MODEL_DIR."""
   input_pipeline.configure_tensorflow()
+  model_dir = absolute_model_dir(model_dir)
   if mixture_or_task_module:
     tasks_module = importlib.import_module(mixture_or_task_module)
     if data_root is not None and hasattr(tasks_module, "set_data_root"):
@@ -111,6 +117,7 @@ def train(*,
   vocab_path = _vocabulary_path(mixture_or_task_name)
   meta = {
       "model_config": config_to_dict(model_config),
+      "param_shapes": param_shapes(abstract_state.params),
       "vocabulary": {"path": vocab_path, "sha256": None},
       "input": {"mixture_or_task_name": mixture_or_task_name,
                 "task_feature_lengths": dict(task_feature_lengths),

@@ -1,0 +1,55 @@
+"""The README's quickstart, run as a user would (a subprocess), shortened to a few steps."""
+
+import glob
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def _train(model_dir, *bindings, check=True):
+  command = [sys.executable, "-m", "prosocial_jax.train", "--gin_file=gin/quickstart.gin",
+             f"--gin.MODEL_DIR='{model_dir}'", *bindings]
+  env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+  env.pop("XLA_FLAGS", None)  # one CPU device, as on a user's laptop
+  result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=600)
+  if check and result.returncode != 0:
+    pytest.fail(f"quickstart failed ({result.returncode}):\n{result.stdout[-3000:]}\n"
+                f"{result.stderr[-3000:]}")
+  return result
+
+
+@pytest.mark.slow
+def test_quickstart_trains_evaluates_checkpoints_and_resumes(tmp_path):
+  model_dir = tmp_path / "quickstart"
+  first = _train(model_dir, "--gin.TRAIN_STEPS=4", "--gin.train.log_every=2",
+                 "--gin.train.checkpoint_every=2")
+  out = first.stdout
+  assert "Initialised a new model" in out
+  assert "step 4/4 | loss" in out and "steps/s" in out and "tokens/s" in out and "ETA" in out
+  assert "eval prosocial_dialog_canary/validation:" in out
+  assert "safety_accuracy" in out and "perplexity" in out
+  assert sorted(p.name for p in model_dir.glob("checkpoint_*")) == ["checkpoint_2", "checkpoint_4"]
+  config = (model_dir / "config.gin").read_text()
+  assert "train.train_steps = 4" in config or "TRAIN_STEPS = 4" in config
+  assert (model_dir / "vocabulary" / "prosocial_sample.model").exists()
+  assert glob.glob(str(model_dir / "train" / "events.out.tfevents.*"))
+  assert (model_dir / "inference_eval" / "prosocial_dialog_canary-metrics.jsonl").exists()
+
+  second = _train(model_dir, "--gin.TRAIN_STEPS=6", "--gin.train.log_every=2",
+                  "--gin.train.checkpoint_every=2", "--gin.train.eval_at_end=False")
+  assert f"Resumed from {model_dir} at step 4." in second.stdout
+  assert "step 6/6" in second.stdout and "step 2/6" not in second.stdout
+  assert (model_dir / "checkpoint_6").exists()
+
+  other_shape = _train(model_dir, "--gin.TRAIN_STEPS=8", "--gin.t5_1_1_config.emb_dim=64",
+                       check=False)
+  assert other_shape.returncode != 0
+  assert "holds a checkpoint (step 6) of another model" in other_shape.stdout + other_shape.stderr
+  assert "model_config.emb_dim: checkpoint has 128, this run has 64" in (
+      other_shape.stdout + other_shape.stderr)
