@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 from prosocial_jax import gin_utils
@@ -28,6 +29,13 @@ def setup_logging() -> None:
     pass
 
 
+def _user_errors() -> tuple[type[Exception], ...]:
+  """Errors about the user's data or MODEL_DIR: a message is enough, no traceback."""
+  from prosocial_jax.checkpoints.manager import CheckpointMismatchError
+  from prosocial_jax.data.errors import DataFormatError, MissingDataError
+  return (DataFormatError, MissingDataError, CheckpointMismatchError)
+
+
 def main(argv=None) -> None:
   gin_files, bindings, search_paths = gin_utils.parse_args(
       sys.argv[1:] if argv is None else argv, entry="train")
@@ -36,7 +44,16 @@ def main(argv=None) -> None:
   from prosocial_jax.training import trainer  # noqa: F401
   from prosocial_jax import models  # noqa: F401  (registers model configurables)
   gin_utils.parse_gin(gin_files, bindings, search_paths)
-  trainer.train()
+  try:
+    trainer.train()
+  except _user_errors() as error:
+    if os.environ.get("PROSOCIAL_JAX_TRACEBACK"):
+      raise
+    # gin appends "In call to configurable 'train' (...)": not news to the user.
+    message = str(error).split("\n  In call to configurable")[0]
+    print(f"error: {message}\n(set PROSOCIAL_JAX_TRACEBACK=1 for the traceback)",
+          file=sys.stderr)
+    sys.exit(2)
 
 
 if __name__ == "__main__":

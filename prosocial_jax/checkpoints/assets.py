@@ -22,14 +22,18 @@ def file_sha256(path: str) -> str:
   return digest.hexdigest()
 
 
-def record_vocabulary(model_dir: str, vocab_path: str) -> dict[str, str]:
-  """Copies the SentencePiece model into MODEL_DIR/vocabulary/; returns its record."""
+def vocabulary_record(vocab_path: str) -> dict[str, str]:
+  """What checkpoints store about a vocabulary: where it came from and its hash."""
+  return {"source": vocab_path, "sha256": file_sha256(vocab_path)}
+
+
+def record_vocabulary(model_dir: str, vocab_path: str) -> str:
+  """Copies the SentencePiece model into MODEL_DIR/vocabulary/; returns the copy's path."""
   target_dir = os.path.join(model_dir, VOCABULARY_DIR)
   tf.io.gfile.makedirs(target_dir)
   target = os.path.join(target_dir, os.path.basename(vocab_path))
-  if not tf.io.gfile.exists(target):
-    tf.io.gfile.copy(vocab_path, target)
-  return {"path": target, "source": vocab_path, "sha256": file_sha256(vocab_path)}
+  tf.io.gfile.copy(vocab_path, target, overwrite=True)
+  return target
 
 
 def recorded_vocabulary_path(model_dir: str) -> str | None:

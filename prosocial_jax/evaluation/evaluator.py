@@ -57,6 +57,8 @@ class SeqioEvaluation:
       # Metrics go to TensorBoard through our own writer (seqio's needs the
       # tensorboard package); JSONLogger keeps every prediction for inspection.
       loggers += (seqio.JSONLogger,)
+    self.mixture_or_task_name = mixture_or_task_name
+    self.task_feature_lengths = dict(task_feature_lengths)
     self.batch_size = batch_size
     self.split = split
     self._evaluator = seqio.Evaluator(

@@ -17,11 +17,13 @@ from prosocial_jax.training.steps import make_score_step
 logger = logging.getLogger("prosocial_jax")
 
 
-def evaluate(module, params, mesh, rules, *, mixture_or_task_name, task_feature_lengths,
-             batch_size, split="validation", step=None, log_dir=None):
-  """SeqIO evaluation: greedy predictions and gold-target scores on `split`."""
-  evaluation = SeqioEvaluation(mixture_or_task_name, task_feature_lengths, batch_size,
-                               split=split, log_dir=log_dir)
+def evaluate(module, params, mesh, rules, evaluation: SeqioEvaluation, *, step=None):
+  """SeqIO evaluation: greedy predictions and gold-target scores.
+
+  `evaluation` is built by the caller (it reads and caches the split), so a
+  training job can build it before training and fail early on bad eval data.
+  """
+  task_feature_lengths = evaluation.task_feature_lengths
   data_sharding = batch_sharding(mesh, rules)
   max_decode_length = task_feature_lengths["targets"]
   decode = jax.jit(functools.partial(greedy_decode, module,
@@ -40,11 +42,11 @@ def evaluate(module, params, mesh, rules, *, mixture_or_task_name, task_feature_
       log_likelihood, tokens = score(params, on_mesh(batch))
     return np.stack([np.asarray(log_likelihood), np.asarray(tokens)], axis=-1)
 
-  logger.info("Evaluating %s on %d %s examples...", mixture_or_task_name,
-              evaluation.num_examples, split)
+  logger.info("Evaluating %s on %d %s examples...", evaluation.mixture_or_task_name,
+              evaluation.num_examples, evaluation.split)
   results = evaluation.evaluate(predict_batch, score_batch, step=step)
   evaluation.close()
   for task, values in results.items():
-    logger.info("eval %s/%s: %s", task, split,
+    logger.info("eval %s/%s: %s", task, evaluation.split,
                 "  ".join(f"{k} {v:.3f}" for k, v in sorted(values.items())))
   return results

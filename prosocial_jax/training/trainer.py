@@ -20,9 +20,9 @@ import jax.numpy as jnp
 import numpy as np
 import seqio
 
-from prosocial_jax.checkpoints.assets import record_vocabulary, write_text
+from prosocial_jax.checkpoints.assets import record_vocabulary, vocabulary_record, write_text
 from prosocial_jax.checkpoints.manager import Checkpointer, check_compatible, param_shapes
-from prosocial_jax.evaluation.evaluator import eval_log_dir
+from prosocial_jax.evaluation.evaluator import SeqioEvaluation, eval_log_dir
 from prosocial_jax.evaluation.run import evaluate
 from prosocial_jax.models.registry import build_module, config_to_dict
 from prosocial_jax.partitioning import (MeshShape, batch_sharding, create_mesh,
@@ -118,25 +118,39 @@ def train(*,
   meta = {
       "model_config": config_to_dict(model_config),
       "param_shapes": param_shapes(abstract_state.params),
-      "vocabulary": {"path": vocab_path, "sha256": None},
+      "vocabulary": vocabulary_record(vocab_path) if vocab_path else {},
       "input": {"mixture_or_task_name": mixture_or_task_name,
                 "task_feature_lengths": dict(task_feature_lengths),
                 "batch_size": batch_size, "seed": seed, "pack": pack},
   }
-  if vocab_path:
-    meta["vocabulary"] = record_vocabulary(model_dir, vocab_path)
 
   checkpointer = Checkpointer(model_dir, max_to_keep=keep_checkpoints)
   latest = checkpointer.latest_step() if resume else None
   if latest is not None:
     check_compatible(checkpointer.read_meta(latest), meta, model_dir=model_dir, step=latest)
+  start_step = latest or 0
+  batches = None
+  if start_step < train_steps:
+    # Built before the model so that bad data fails in seconds, not after init.
+    batches = input_pipeline.train_batches(
+        mixture_or_task_name, task_feature_lengths, batch_size, seed=seed,
+        pack=pack, start_step=start_step)
+
+  evaluation = None
+  if eval_at_end:
+    evaluation = SeqioEvaluation(mixture_or_task_name, task_feature_lengths,
+                                 eval_batch_size or batch_size, split=eval_split,
+                                 log_dir=eval_log_dir(model_dir))
+
+  if latest is not None:
     state = checkpointer.restore(latest, abstract_target(abstract_state, shardings))
     logger.info("Resumed from %s at step %d.", model_dir, latest)
   else:
     state = init_train_state(module, optimizer_tx, dummy, jax.random.key(seed), mesh, rules)
     logger.info("Initialised a new model: %s parameters on a %s mesh.",
                 f"{param_count(state.params):,}", dict(mesh.shape))
-  start_step = int(jax.device_get(state.step))
+    if vocab_path:
+      record_vocabulary(model_dir, vocab_path)
   write_text(model_dir, "config.gin", gin.config_str())
 
   train_step = jax.jit(
@@ -150,10 +164,7 @@ def train(*,
 
   writer = ScalarWriter(os.path.join(model_dir, "train"))
   last_metrics: dict[str, float] = {}
-  if start_step < train_steps:
-    batches = input_pipeline.train_batches(
-        mixture_or_task_name, task_feature_lengths, batch_size, seed=seed,
-        pack=pack, start_step=start_step)
+  if batches is not None:
     progress = Progress(train_steps, start_step)
     logger.info("Training %s from step %d to %d (batch %d, lengths %s).",
                 mixture_or_task_name, start_step, train_steps, batch_size,
@@ -178,13 +189,9 @@ def train(*,
   checkpointer.wait_until_finished()
 
   eval_metrics = {}
-  if eval_at_end:
-    eval_metrics = evaluate(module, state.params, mesh, rules,
-                            mixture_or_task_name=mixture_or_task_name,
-                            task_feature_lengths=task_feature_lengths,
-                            batch_size=eval_batch_size or batch_size,
-                            split=eval_split, step=max(start_step, train_steps),
-                            log_dir=eval_log_dir(model_dir))
+  if evaluation is not None:
+    eval_metrics = evaluate(module, state.params, mesh, rules, evaluation,
+                            step=max(start_step, train_steps))
     for task, values in eval_metrics.items():
       writer.write(max(start_step, train_steps), {f"eval/{task}/{k}": v for k, v in values.items()})
   writer.close()
