@@ -1,8 +1,14 @@
-"""Shared pieces of the tasks' data sources: the data root they read, and examples → tf.data.
+"""What the tasks read: the data root, the bad-record policy, and examples → tf.data.
 
-Tasks are registered at import, before gin has been parsed, so the data root is
-looked up only when a dataset is built: `set_data_root` (called by the trainer
-after gin parsing) wins, else `resolve_data_root()` (env var, then default).
+Tasks are registered at import, before gin has been parsed, so these settings are
+looked up only when a dataset is built:
+
+* the data root: `set_data_root` (the trainer calls it with the gin macro
+  DATA_ROOT), else $PROSOCIAL_JAX_DATA, else the documented default;
+* bad records: by default a malformed record stops the run with an error naming
+  the file, record and field. `set_skip_bad_records(True)` (or
+  PROSOCIAL_JAX_SKIP_BAD_RECORDS=1) leaves such records out instead; each reader
+  logs how many it skipped and why.
 """
 
 from __future__ import annotations
@@ -14,7 +20,10 @@ import tensorflow as tf
 
 from prosocial_jax.data.data_root import resolve_data_root
 
+SKIP_ENV_VAR = "PROSOCIAL_JAX_SKIP_BAD_RECORDS"
+
 _data_root: str | None = None
+_skip_bad_records: bool | None = None
 
 
 def set_data_root(path: str | os.PathLike | None) -> None:
@@ -28,9 +37,26 @@ def get_data_root() -> str:
   return resolve_data_root(_data_root)
 
 
+def set_skip_bad_records(skip: bool | None) -> None:
+  """Skip (and report) malformed records instead of raising; None: back to the env var."""
+  global _skip_bad_records
+  _skip_bad_records = skip
+
+
+def skip_bad_records() -> bool:
+  if _skip_bad_records is not None:
+    return _skip_bad_records
+  return os.environ.get(SKIP_ENV_VAR, "").lower() in ("1", "true", "yes")
+
+
 def examples_to_dataset(examples: Sequence[Mapping[str, Any]],
                         dtypes: Mapping[str, tf.dtypes.DType]) -> tf.data.Dataset:
   """A dataset of scalar features `dtypes` taken from in-memory example dicts."""
-  columns = {key: tf.constant([ex[key] for ex in examples], dtype=dtype, shape=[len(examples)])
-             for key, dtype in dtypes.items()}
-  return tf.data.Dataset.from_tensor_slices(columns)
+  return tf.data.Dataset.from_tensor_slices(example_columns(examples, dtypes))
+
+
+def example_columns(examples: Sequence[Mapping[str, Any]],
+                    dtypes: Mapping[str, tf.dtypes.DType]) -> dict[str, tf.Tensor]:
+  """One tensor per feature, holding that feature of every example."""
+  return {key: tf.constant([ex[key] for ex in examples], dtype=dtype, shape=[len(examples)])
+          for key, dtype in dtypes.items()}

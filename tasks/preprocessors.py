@@ -1,4 +1,9 @@
-"""SeqIO preprocessors shared by the tasks."""
+"""SeqIO preprocessors and postprocessors shared by the tasks.
+
+Postprocessors return strings (what the metric functions compare) that also carry
+the parsed parts — `CanaryOutput.label` / `.rots`, `ProstOutput.rots` /
+`.response` — for metrics that need them (RoT BLEU / F1, response BLEU / F1).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,9 @@ from typing import Mapping, Sequence
 
 import seqio
 import tensorflow as tf
+
+from prosocial_jax.data import formatting
+from prosocial_jax.data.labels import CASUAL, NEEDS_CAUTION
 
 
 def left_truncate(dataset: tf.data.Dataset,
@@ -38,12 +46,78 @@ def left_truncate(dataset: tf.data.Dataset,
   return dataset.map(truncate, num_parallel_calls=tf.data.AUTOTUNE)
 
 
-def canary_postprocessor(output_or_target: str | bytes, example=None, is_target: bool = False) -> str:
-  """Decoded Canary output (or target) → stripped string; metrics parse it further.
+class CanaryOutput(str):
+  """A Canary output or target: the stripped text (what metrics compare), parsed.
 
-  SentencePiece may drop or add a leading space when decoding, hence the strip.
+  `label` is the leading safety token (None when there is none), `rots` the RoTs.
   """
-  del example, is_target
+  label: str | None
+  rots: list[str]
+
+  def __new__(cls, text: str):
+    out = super().__new__(cls, text)
+    out.label, out.rots = formatting.parse_canary_output(text)
+    return out
+
+
+class ProstOutput(str):
+  """A Prost output or target: the stripped text, with `rots` and `response` parsed out."""
+  rots: list[str]
+  response: str
+
+  def __new__(cls, text: str):
+    out = super().__new__(cls, text)
+    out.rots, out.response = formatting.parse_prost_output(text)
+    return out
+
+
+class RotsOutput(str):
+  """RoTs joined by ", ": the stripped text, with `rots` split out."""
+  rots: list[str]
+
+  def __new__(cls, text: str):
+    out = super().__new__(cls, text)
+    out.rots = formatting.split_rots(text)
+    return out
+
+
+def _text(output_or_target: str | bytes) -> str:
+  # SentencePiece may drop or add a leading space when decoding, hence the strip.
   if isinstance(output_or_target, bytes):
     output_or_target = output_or_target.decode("utf-8")
   return output_or_target.strip()
+
+
+def canary_postprocessor(output_or_target: str | bytes, example=None,
+                         is_target: bool = False) -> CanaryOutput:
+  """Decoded Canary output (or target) → CanaryOutput (a str: label and RoTs parsed)."""
+  del example, is_target
+  return CanaryOutput(_text(output_or_target))
+
+
+def binary_safety_postprocessor(output_or_target: str | bytes, example=None,
+                                is_target: bool = False) -> CanaryOutput:
+  """Canary output → `__casual__` or `__needs_caution__` (any non-casual label), for binary
+  benchmarks such as ToxiChat; text with no label stays as it is (and counts as wrong)."""
+  del example, is_target
+  parsed = CanaryOutput(_text(output_or_target))
+  if parsed.label is None:
+    return parsed
+  return CanaryOutput(CASUAL if parsed.label == CASUAL else NEEDS_CAUTION)
+
+
+def rots_postprocessor(output_or_target: str | bytes, example=None, is_target: bool = False) -> RotsOutput:
+  del example, is_target
+  return RotsOutput(_text(output_or_target))
+
+
+def prost_postprocessor(output_or_target: str | bytes, example=None, is_target: bool = False) -> ProstOutput:
+  """Prost output → ProstOutput (a str: `rots` and `response` parsed; a bare response has no RoTs)."""
+  del example, is_target
+  return ProstOutput(_text(output_or_target))
+
+
+def text_postprocessor(output_or_target: str | bytes, example=None, is_target: bool = False) -> str:
+  """Decoded text, stripped (responses, judgments)."""
+  del example, is_target
+  return _text(output_or_target)

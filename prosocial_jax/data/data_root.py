@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import re
+from typing import Callable
 
 import gin
 import tensorflow as tf
@@ -80,40 +81,78 @@ def canonical_split(split: str) -> str:
                    f"{sorted(w for words in SPLIT_WORDS.values() for w in words)}.")
 
 
-def find_split_file(corpus_path: str | os.PathLike, split: str) -> str:
-  """The one file in `corpus_path` whose name marks `split`.
-
-  A name marks a split when one of its words (split at any non-alphanumeric
-  character, e.g. `prosocial_dialog_v1_valid.json`) is a split word. Hidden
-  files, folders and `*.md` files are skipped.
-
-  Raises:
-    MissingDataError: no file (or no folder) for the split.
-    AmbiguousSplitError: several files match.
-  """
-  corpus_path = _expand(corpus_path)
-  name = canonical_split(split)
-  words = SPLIT_WORDS[name]
+def _data_files(corpus_path: str) -> list[str]:
+  """File names in the folder that may hold data: no hidden files, folders or `*.md`."""
   if not tf.io.gfile.isdir(corpus_path):
-    raise MissingDataError(f"No folder {corpus_path} to look for the {name!r} split in.")
-  candidates = []
+    raise MissingDataError(f"No folder {corpus_path} to look for data files in.")
+  names = []
   for entry in sorted(tf.io.gfile.listdir(corpus_path)):
     entry = entry.rstrip("/")
     if entry.startswith(".") or entry.lower().endswith(_IGNORED_SUFFIXES):
       continue
     if tf.io.gfile.isdir(os.path.join(corpus_path, entry)):
       continue
-    candidates.append(entry)
-  matches = [e for e in candidates
-             if any(w in words for w in re.split(r"[^a-z0-9]+", e.lower()))]
+    names.append(entry)
+  return names
+
+
+def marks_split(name: str, split: str) -> bool:
+  """Whether one of the file name's words (split at non-alphanumerics) names `split`."""
+  words = SPLIT_WORDS[canonical_split(split)]
+  return any(w in words for w in re.split(r"[^a-z0-9]+", name.lower()))
+
+
+def find_split_files(corpus_path: str | os.PathLike, split: str, *,
+                     accept: Callable[[str], bool] | None = None,
+                     multiple: bool = False) -> list[str]:
+  """The files in `corpus_path` whose names mark `split`.
+
+  A name marks a split when one of its words (split at any non-alphanumeric
+  character, e.g. `prosocial_dialog_v1_valid.json`) is a split word. Hidden
+  files, folders and `*.md` files are skipped, and so are names `accept` rejects
+  (a reader uses it to pass over a release's other files, e.g. DailyDialog's
+  `dialogues_act_train.txt`). With `multiple`, every match is returned (sorted):
+  Topical-Chat's `valid_freq.json` and `valid_rare.json` are one split.
+
+  Raises:
+    MissingDataError: no file (or no folder) for the split.
+    AmbiguousSplitError: several files match and `multiple` is False.
+  """
+  corpus_path = _expand(corpus_path)
+  name = canonical_split(split)
+  words = SPLIT_WORDS[name]
+  candidates = [e for e in _data_files(corpus_path) if accept is None or accept(e)]
+  matches = [e for e in candidates if marks_split(e, name)]
   if not matches:
     raise MissingDataError(
         f"No {name!r} split file in {corpus_path}: expected a file whose name contains "
-        f"one of the words {list(words)} (e.g. {words[0]}.json); found {candidates or 'no files'}.")
-  if len(matches) > 1:
+        f"one of the words {list(words)} (e.g. {words[0]}.json); found {candidates or 'no data files'}.")
+  if len(matches) > 1 and not multiple:
     raise AmbiguousSplitError(
         f"Several {name!r} split files in {corpus_path}: {matches}. Keep one, or move the "
         f"others out of the folder.")
+  return [os.path.join(corpus_path, m) for m in matches]
+
+
+def find_split_file(corpus_path: str | os.PathLike, split: str, *,
+                    accept: Callable[[str], bool] | None = None) -> str:
+  """The one file in `corpus_path` whose name marks `split` (see find_split_files)."""
+  return find_split_files(corpus_path, split, accept=accept)[0]
+
+
+def find_data_file(corpus_path: str | os.PathLike, accept: Callable[[str], bool],
+                   expected: str) -> str:
+  """The one data file `accept` takes, for releases that hold every split in one file
+  (e.g. Social Chemistry 101's TSV with a `split` column); `expected` names it in errors."""
+  corpus_path = _expand(corpus_path)
+  names = _data_files(corpus_path)
+  matches = [n for n in names if accept(n)]
+  if not matches:
+    raise MissingDataError(f"No data file in {corpus_path}: expected {expected}; "
+                           f"found {names or 'no data files'}.")
+  if len(matches) > 1:
+    raise AmbiguousSplitError(f"Several data files in {corpus_path}: {matches}; expected one "
+                              f"({expected}). Keep one, or move the others out of the folder.")
   return os.path.join(corpus_path, matches[0])
 
 

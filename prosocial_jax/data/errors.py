@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 
 
@@ -33,3 +34,35 @@ class MissingDataError(FileNotFoundError):
 
 class AmbiguousSplitError(ValueError):
   """Several files in a corpus folder match the same split."""
+
+
+class BadRecords:
+  """What a reader does with a record that breaks the format.
+
+  By default (`skip=False`) the reader raises the record's DataFormatError. When the
+  user asked to skip bad records, the error is kept instead and the reader moves on;
+  `report()` then logs how many records were skipped and why, so nothing is dropped
+  silently. Readers return the kept errors with their records (`ReadResult.skipped`).
+  """
+
+  def __init__(self, skip: bool = False):
+    self.skip = skip
+    self.errors: list[DataFormatError] = []
+
+  def __call__(self, error: DataFormatError) -> None:
+    if not self.skip:
+      raise error
+    self.errors.append(error)
+
+  @property
+  def count(self) -> int:
+    return len(self.errors)
+
+  def report(self, what: str, *, shown: int = 5) -> int:
+    """Logs a warning naming the skipped records (the first `shown` of them); returns the count."""
+    if self.errors:
+      lines = "\n  ".join(str(e) for e in self.errors[:shown])
+      more = f"\n  ... and {self.count - shown} more" if self.count > shown else ""
+      logging.getLogger("prosocial_jax.data").warning(
+          "Skipped %d bad record(s) while reading %s:\n  %s%s", self.count, what, lines, more)
+    return self.count

@@ -1,9 +1,13 @@
 """Trains the SentencePiece vocabulary of a from-scratch model on ProsocialDialog's train split.
 
-    python -m prosocial_jax.data.train_vocab --data_root DIR --output PREFIX [--vocab_size 1024]
+    python -m prosocial_jax.data train-vocab --data_root DIR --output PREFIX \
+        [--vocab_size 1024] [--corpus prosocial_dialog --corpus daily_dialog ...]
 
-writes PREFIX.model and PREFIX.vocab (`--output` may also end in `.model`). The
-shipped `tasks/vocab/prosocial_sample.model` was made from the shipped sample:
+(or `python -m prosocial_jax.data.train_vocab ...`) writes PREFIX.model and
+PREFIX.vocab (`--output` may also end in `.model`). By default only
+ProsocialDialog's train split is read; `--corpus` (repeatable) names the corpora
+whose train split to read instead, e.g. every corpus of a mixture. The shipped
+`tasks/vocab/prosocial_sample.model` was made from the shipped sample:
 
     python -m prosocial_jax.data.train_vocab \
         --data_root prosocial_jax/data/sample --output tasks/vocab/prosocial_sample
@@ -17,8 +21,10 @@ still collapsed), and no dummy prefix, so a target's first token is its label.
 Training is deterministic: one thread, a fixed seed, no sentence sampling, and
 the sentences are fed from memory so no file path ends up in the model.
 
-The training sentences are what the model reads and writes: each dialogue written
-out as a Canary context (speaker marks included) and each Canary target.
+The training sentences are what the model reads and writes: each ProsocialDialog
+dialogue written out as a Canary context (speaker marks included) and each Canary
+target; each casual conversation written out as a context; each social-norm row's
+context and target. Corpora are read in the order given, files in file order.
 """
 
 from __future__ import annotations
@@ -27,13 +33,17 @@ import argparse
 import io
 import os
 import sys
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, Sequence
 
 import sentencepiece as spm
 import tensorflow as tf
 
-from prosocial_jax.data import prosocial_dialog
+from prosocial_jax.data import formatting, prosocial_dialog
+from prosocial_jax.data.examples.social_norms import norm_examples
 from prosocial_jax.data.labels import SAFETY_LABELS
+from prosocial_jax.data.readers import reader
+from prosocial_jax.data.readers.norm_records import NormExample
+from prosocial_jax.data.records import Conversation
 
 DEFAULT_VOCAB_SIZE = 1024
 SEED = 0
@@ -85,12 +95,29 @@ def vocab_text(model_proto: bytes) -> str:
                  for i in range(processor.get_piece_size()))
 
 
+def corpus_sentences(corpus: str, records) -> Iterator[str]:
+  """The training text of one corpus's records (see the module docstring)."""
+  if corpus == prosocial_dialog.CORPUS:
+    yield from vocab_sentences(records)
+    return
+  for record in records:
+    if isinstance(record, Conversation):
+      yield formatting.format_history(record.utterances)
+    elif isinstance(record, NormExample):
+      example = norm_examples([record])[0]
+      yield example["context"]
+      yield example["target"]
+    else:
+      raise ValueError(f"{corpus} is evaluation data; train the vocabulary on training corpora.")
+
+
 def train_vocab(data_root: str, output: str, vocab_size: int = DEFAULT_VOCAB_SIZE,
-                split: str = "train") -> str:
-  """Trains on `split` of ProsocialDialog under `data_root`; returns the `.model` path."""
+                split: str = "train", corpora: Sequence[str] = (prosocial_dialog.CORPUS,)) -> str:
+  """Trains on `split` of `corpora` under `data_root`; returns the `.model` path."""
   prefix = output[:-len(".model")] if output.endswith(".model") else output
-  dialogues = prosocial_dialog.load_split(split, data_root)
-  model_proto = train_sentencepiece(vocab_sentences(dialogues), vocab_size)
+  sentences = [s for corpus in corpora
+               for s in corpus_sentences(corpus, reader(corpus).load_split(split, data_root))]
+  model_proto = train_sentencepiece(sentences, vocab_size)
   parent = os.path.dirname(prefix)
   if parent:
     tf.io.gfile.makedirs(parent)
@@ -102,14 +129,18 @@ def train_vocab(data_root: str, output: str, vocab_size: int = DEFAULT_VOCAB_SIZ
 
 
 def main(argv: list[str] | None = None) -> int:
-  parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+  parser = argparse.ArgumentParser(prog="python -m prosocial_jax.data train-vocab",
+                                   description=__doc__.split("\n\n")[0])
   parser.add_argument("--data_root", required=True,
                       help="data root holding prosocial_dialog/ (e.g. prosocial_jax/data/sample)")
   parser.add_argument("--output", required=True, help="output prefix (writes PREFIX.model, PREFIX.vocab)")
   parser.add_argument("--vocab_size", type=int, default=DEFAULT_VOCAB_SIZE)
   parser.add_argument("--split", default="train")
+  parser.add_argument("--corpus", action="append", dest="corpora",
+                      help="a corpus folder to read (repeatable; default: prosocial_dialog)")
   args = parser.parse_args(argv)
-  path = train_vocab(args.data_root, args.output, args.vocab_size, args.split)
+  path = train_vocab(args.data_root, args.output, args.vocab_size, args.split,
+                     corpora=args.corpora or (prosocial_dialog.CORPUS,))
   size = spm.SentencePieceProcessor(model_file=path).get_piece_size()
   print(f"Wrote {path} ({size} pieces) and {path[:-len('.model')]}.vocab")
   return 0

@@ -78,3 +78,24 @@ def test_sample_data_root_and_gin():
     assert _consumer() == root
   finally:
     gin.clear_config()
+
+
+def test_find_split_files_accept_and_multiple(tmp_path):
+  folder = _touch(tmp_path / "c", "valid_freq.json", "valid_rare.json", "dialogues_act_valid.txt",
+                  "train.json.part")
+  assert dr.find_split_files(folder, "validation", accept=lambda n: n.endswith(".json"),
+                             multiple=True) == [str(folder / "valid_freq.json"), str(folder / "valid_rare.json")]
+  with pytest.raises(AmbiguousSplitError):
+    dr.find_split_files(folder, "validation", accept=lambda n: n.endswith(".json"))
+  with pytest.raises(MissingDataError, match="No 'train' split file"):  # the .part is not data
+    dr.find_split_files(folder, "train", accept=lambda n: n.endswith(".json"))
+
+
+def test_find_data_file(tmp_path):
+  folder = _touch(tmp_path / "c", "social-chem-101.v1.0.tsv", "README.md")
+  assert dr.find_data_file(folder, lambda n: n.endswith(".tsv"), "x.tsv") == str(folder / "social-chem-101.v1.0.tsv")
+  _touch(folder, "copy.tsv")
+  with pytest.raises(AmbiguousSplitError, match="Several data files"):
+    dr.find_data_file(folder, lambda n: n.endswith(".tsv"), "x.tsv")
+  with pytest.raises(MissingDataError, match="expected MIC.csv"):
+    dr.find_data_file(folder, lambda n: n.endswith(".csv"), "MIC.csv")

@@ -139,12 +139,13 @@ def test_bad_turn_names_file_record_and_field(tmp_path, field, changes, problem)
 
 
 @pytest.mark.parametrize("data,fragments", [
-    ({"dialogues": []}, ["top level must be a JSON list of dialogues, got object"]),
-    ({"context": ["hi"], "response": ["hello"]}, ["Hugging Face column format"]),
+    ({"dialogues": []}, ["must hold the Hugging Face columns", "direct-download format is a JSON list"]),
+    ({"context": ["hi"], "response": ["hello"]}, ["field 'safety_label'", "Hugging Face columns"]),
+    (3, ["must be a JSON list of dialogues (direct download)", "got number"]),
     ([FIXTURE[0], {"text": "hi"}], ["dialogue 1", "must be a list of turns, got object"]),
     ([FIXTURE[0], []], ["dialogue 1", "has no turns"]),
     ([FIXTURE[0], ["just text"]], ["dialogue 1, turn 0", "must be a JSON object, got string"]),
-], ids=["dict", "hf-columns", "dialogue-not-list", "empty-dialogue", "turn-not-object"])
+], ids=["dict", "hf-columns", "number", "dialogue-not-list", "empty-dialogue", "turn-not-object"])
 def test_bad_structure(tmp_path, data, fragments):
   path = write(tmp_path, data)
   with pytest.raises(DataFormatError) as info:
@@ -161,9 +162,9 @@ def test_invalid_json_gives_line_and_column(tmp_path):
   assert path in str(info.value)
 
 
-def test_json_lines_gets_a_hint(tmp_path):
+def test_json_lines_are_read_as_hugging_face_rows(tmp_path):
   path = write(tmp_path, '{"context": "a"}\n{"context": "b"}\n')
-  with pytest.raises(DataFormatError, match="looks like JSON Lines"):
+  with pytest.raises(DataFormatError, match="line 1: field 'response': missing"):
     pd.read_dialogues(path)
 
 
@@ -179,3 +180,14 @@ def test_load_split_uses_the_data_root(tmp_path):
   write(tmp_path / "prosocial_dialog", FIXTURE, "valid.json")
   dialogues = pd.load_split("validation", tmp_path)
   assert len(dialogues) == 3
+
+
+def test_skip_mode_leaves_out_the_dialogue_and_reports(tmp_path, caplog):
+  data = _bad(safety_label="__ok__")
+  data.append([])  # an empty dialogue
+  path = write(tmp_path, data)
+  result = pd.read_file(path, skip_bad_records=True)
+  assert [d.index for d in result] == [0, 2]  # dialogue 1 (bad turn) and 3 (empty) left out whole
+  assert [(e.record, e.field) for e in result.skipped] == [("dialogue 1, turn 2", "safety_label"),
+                                                            ("dialogue 3", None)]
+  assert "Skipped 2 bad record(s)" in caplog.text

@@ -1,0 +1,115 @@
+"""`python -m prosocial_jax.data <command>`: the data layer's command line.
+
+  download <corpus>|all [--data_root DIR] [--variant direct]
+      fetch official releases into the data root (resumable, checksummed)
+  stats <corpus>|all [--data_root DIR] [--split S] [--skip_bad_records]
+      read a corpus and print dialogues / utterances (or rows) per split
+  train-vocab --data_root DIR --output PREFIX [--vocab_size N] [--corpus C ...]
+      train the SentencePiece vocabulary reproducibly (prosocial_jax/data/train_vocab.py)
+  synthetic DIR [--dialogues N]
+      write a synthetic data root in every release format (tests, benchmarks)
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from prosocial_jax.data.data_root import resolve_data_root
+from prosocial_jax.data.errors import DataFormatError, MissingDataError
+
+
+def _download(args) -> int:
+  from prosocial_jax.data import download  # Imported here: --help stays fast.
+  if args.corpus == "all":
+    status = download.download_all(args.data_root, variant=None)
+    return 0 if all(s in ("ok", "manual") for s in status.values()) else 1
+  try:
+    files = download.download(args.corpus, args.data_root, variant=args.variant)
+  except download.ManualDownloadRequired as e:
+    print(f"{args.corpus}: cannot be downloaded automatically. {e}", file=sys.stderr)
+    return 2
+  except (download.DownloadError, ValueError, OSError) as e:
+    print(f"{args.corpus}: download failed: {e}", file=sys.stderr)
+    return 1
+  for path in files:
+    print(path)
+  return 0
+
+
+def corpus_stats(corpus: str, split: str, data_root: str | None, skip_bad_records: bool) -> dict:
+  """{records, utterances, skipped} of one split of one corpus."""
+  from prosocial_jax.data.readers import reader
+  result = reader(corpus).load_split(split, data_root, skip_bad_records=skip_bad_records)
+  utterances = 0
+  for record in result:
+    if hasattr(record, "utterances"):
+      utterances += len(record.utterances)
+    elif hasattr(record, "replies"):  # a ToxiChat thread: its turns and chatbot replies
+      utterances += len(record.turns) + len(record.replies)
+    elif hasattr(record, "turns"):  # a ProsocialDialog turn holds an utterance and a response
+      utterances += sum(1 + bool(t.response) for t in record.turns)
+    else:
+      utterances += 1
+  return {"records": len(result), "utterances": utterances, "skipped": result.skipped_count}
+
+
+def _stats(args) -> int:
+  from prosocial_jax.data.readers import CORPORA
+  corpora = CORPORA if args.corpus == "all" else [args.corpus]
+  splits = [args.split] if args.split else ["train", "validation", "test"]
+  print(f"data root: {resolve_data_root(args.data_root)}")
+  failed = False
+  for corpus in corpora:
+    for split in splits:
+      try:
+        s = corpus_stats(corpus, split, args.data_root, args.skip_bad_records)
+        skipped = f"  ({s['skipped']} bad records skipped)" if s["skipped"] else ""
+        print(f"{corpus:24s} {split:10s} {s['records']:8d} records "
+              f"{s['utterances']:9d} utterances{skipped}")
+      except MissingDataError as e:
+        print(f"{corpus:24s} {split:10s} missing: {e}")
+      except DataFormatError as e:
+        print(f"{corpus:24s} {split:10s} BAD DATA: {e}")
+        failed = True
+  return 1 if failed else 0
+
+
+def _synthetic(args) -> int:
+  from prosocial_jax.data import synthetic
+  print(synthetic.write_data_root(args.dir, dialogues=args.dialogues))
+  return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+  argv = sys.argv[1:] if argv is None else argv
+  if argv and argv[0] == "train-vocab":
+    from prosocial_jax.data import train_vocab
+    return train_vocab.main(argv[1:])
+  parser = argparse.ArgumentParser(prog="python -m prosocial_jax.data", description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  commands = parser.add_subparsers(dest="command", required=True)
+  d = commands.add_parser("download", help="fetch official releases into the data root")
+  d.add_argument("corpus", help="a corpus folder name, or 'all'")
+  d.add_argument("--data_root", default=None)
+  d.add_argument("--variant", default=None, help="another release format (prosocial_dialog: direct)")
+  d.set_defaults(run=_download)
+  s = commands.add_parser("stats", help="read a corpus and count its records")
+  s.add_argument("corpus", help="a corpus folder name, or 'all'")
+  s.add_argument("--data_root", default=None)
+  s.add_argument("--split", default=None)
+  s.add_argument("--skip_bad_records", action="store_true")
+  s.set_defaults(run=_stats)
+  commands.add_parser("train-vocab", help="train the SentencePiece vocabulary (see --help there)")
+  y = commands.add_parser("synthetic", help="write a synthetic data root")
+  y.add_argument("dir")
+  y.add_argument("--dialogues", type=int, default=20)
+  y.set_defaults(run=_synthetic)
+  args = parser.parse_args(argv)
+  logging.basicConfig(level=logging.INFO, format="%(message)s")
+  return args.run(args)
+
+
+if __name__ == "__main__":
+  sys.exit(main())

@@ -1,0 +1,35 @@
+"""ToxiChat threads → zero-shot safety examples.
+
+Every turn of a thread, and each chatbot reply, is judged with the thread so far
+as its context. ToxiChat's labels are binary; the targets use Canary's tokens:
+Safe → `__casual__`, Offensive → `__needs_caution__`, and the task's
+postprocessor maps every non-casual Canary label to `__needs_caution__`, so
+`safety_accuracy` measures binary offensive-or-not accuracy.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+from prosocial_jax.data import formatting
+from prosocial_jax.data.labels import CASUAL, NEEDS_CAUTION
+from prosocial_jax.data.readers.toxichat import Thread
+
+BINARY_TARGETS = {"Safe": CASUAL, "Offensive": NEEDS_CAUTION}
+
+
+def safety_examples(threads: Iterable[Thread]) -> list[dict[str, Any]]:
+  examples = []
+  for thread in threads:
+    texts = [t.text for t in thread.turns]
+    for k, turn in enumerate(thread.turns):
+      examples.append(dict(context=formatting.format_history(texts[:k + 1]),
+                           target=BINARY_TARGETS[turn.offense_label],
+                           offense_label=turn.offense_label, speaker="reddit",
+                           dialogue_index=thread.index, turn_index=k))
+    for model, reply in sorted(thread.replies.items()):
+      examples.append(dict(context=formatting.format_history(texts + [reply.text]),
+                           target=BINARY_TARGETS[reply.offense_label],
+                           offense_label=reply.offense_label, speaker=model,
+                           dialogue_index=thread.index, turn_index=len(texts)))
+  return examples
