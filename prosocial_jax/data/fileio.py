@@ -213,3 +213,25 @@ def guarded(bad: BadRecords, parse: Callable[[], Any]) -> Any | None:
   except DataFormatError as e:
     bad(e)
     return None
+
+
+def read_json_list_files(paths: Sequence[str], parse_record: Callable[[str, int, Any], Any], *,
+                         what: str, skip_bad_records: bool) -> tuple[list[Any], BadRecords]:
+  """Records of files that each hold one JSON list (ParlAI's BST / WoW releases).
+
+  `parse_record(path, index, value)` turns one list element into a record or
+  raises DataFormatError; with `skip_bad_records` such records are counted instead.
+  """
+  bad = BadRecords(skip_bad_records)
+  records: list[Any] = []
+  for path in paths:
+    data = parse_json(path, read_text(path), expected=f"one JSON list of {what}")
+    if not isinstance(data, list):
+      raise DataFormatError(path, f"the top level must be a JSON list of {what}, got "
+                            f"{json_type(data)}")
+    for i, value in enumerate(data):
+      record = guarded(bad, lambda: parse_record(path, i, value))
+      if record is not None:
+        records.append(record)
+  bad.report(", ".join(paths))
+  return records, bad

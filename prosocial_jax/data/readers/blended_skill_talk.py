@@ -19,7 +19,7 @@ import os
 from typing import Any, Iterable
 
 from prosocial_jax.data import fileio
-from prosocial_jax.data.errors import BadRecords, DataFormatError
+from prosocial_jax.data.errors import DataFormatError
 from prosocial_jax.data.readers import split_files
 from prosocial_jax.data.records import Conversation, ReadResult
 
@@ -47,19 +47,9 @@ def _episode(path: str, index: int, episode: Any) -> Conversation:
 
 def read_files(paths: Iterable[str | os.PathLike], *,
                skip_bad_records: bool = False) -> ReadResult[Conversation]:
-  bad = BadRecords(skip_bad_records)
-  conversations: list[Conversation] = []
   paths = [os.fspath(p) for p in paths]
-  for path in paths:
-    data = fileio.parse_json(path, fileio.read_text(path), expected="one JSON list of episodes")
-    if not isinstance(data, list):
-      raise DataFormatError(path, f"the top level must be a JSON list of episodes, got "
-                            f"{fileio.json_type(data)}")
-    for i, episode in enumerate(data):
-      c = fileio.guarded(bad, lambda: _episode(path, i, episode))
-      if c is not None:
-        conversations.append(c)
-  bad.report(", ".join(paths))
+  conversations, bad = fileio.read_json_list_files(paths, _episode, what="episodes",
+                                                   skip_bad_records=skip_bad_records)
   return ReadResult(conversations, bad.errors, paths)
 
 

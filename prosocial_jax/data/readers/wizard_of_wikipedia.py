@@ -20,7 +20,7 @@ import os
 from typing import Any, Iterable
 
 from prosocial_jax.data import fileio
-from prosocial_jax.data.errors import BadRecords, DataFormatError
+from prosocial_jax.data.errors import DataFormatError
 from prosocial_jax.data.readers import split_files
 from prosocial_jax.data.records import Conversation, ReadResult
 
@@ -46,19 +46,9 @@ def _dialogue(path: str, index: int, value: Any) -> Conversation:
 
 def read_files(paths: Iterable[str | os.PathLike], *,
                skip_bad_records: bool = False) -> ReadResult[Conversation]:
-  bad = BadRecords(skip_bad_records)
-  conversations: list[Conversation] = []
   paths = [os.fspath(p) for p in paths]
-  for path in paths:
-    data = fileio.parse_json(path, fileio.read_text(path), expected="one JSON list of dialogues")
-    if not isinstance(data, list):
-      raise DataFormatError(path, f"the top level must be a JSON list of dialogues, got "
-                            f"{fileio.json_type(data)}")
-    for i, value in enumerate(data):
-      c = fileio.guarded(bad, lambda: _dialogue(path, i, value))
-      if c is not None:
-        conversations.append(c)
-  bad.report(", ".join(paths))
+  conversations, bad = fileio.read_json_list_files(paths, _dialogue, what="dialogues",
+                                                   skip_bad_records=skip_bad_records)
   return ReadResult(conversations, bad.errors, paths)
 
 
