@@ -35,6 +35,7 @@ def test_quickstart_trains_evaluates_checkpoints_and_resumes(tmp_path):
   assert "eval prosocial_dialog_canary/validation:" in out
   assert "safety_accuracy" in out and "perplexity" in out
   assert sorted(p.name for p in model_dir.glob("checkpoint_*")) == ["checkpoint_2", "checkpoint_4"]
+  assert (model_dir / "checkpoint_4" / "input").is_dir()  # the input pipeline's position
   config = (model_dir / "config.gin").read_text()
   assert "train.train_steps = 4" in config or "TRAIN_STEPS = 4" in config
   assert (model_dir / "vocabulary" / "prosocial_sample.model").exists()
@@ -44,6 +45,7 @@ def test_quickstart_trains_evaluates_checkpoints_and_resumes(tmp_path):
   second = _train(model_dir, "--gin.TRAIN_STEPS=6", "--gin.train.log_every=2",
                   "--gin.train.checkpoint_every=2", "--gin.train.eval_at_end=False")
   assert f"Resumed from {model_dir} at step 4." in second.stdout
+  assert "replaying" not in second.stdout  # restored the iterator instead
   assert "step 6/6" in second.stdout and "step 2/6" not in second.stdout
   assert (model_dir / "checkpoint_6").exists()
 

@@ -1,15 +1,17 @@
-"""Orbax checkpoints in MODEL_DIR: `checkpoint_<step>/{state,meta}`.
+"""Orbax checkpoints in MODEL_DIR: `checkpoint_<step>/{state,meta,input}`.
 
 `state` is the TrainState (parameters, optimizer state, step), saved
 asynchronously and restored straight onto the current mesh. `meta` is JSON: the
-model config, the vocabulary's fingerprint and the input pipeline's position,
-so a resumed job continues with the same model, vocabulary and batches — and a
-MODEL_DIR holding a different model is refused with a readable message instead
-of an orbax shape error deep in a restore.
+model config and parameter shapes, the vocabulary's fingerprint and the input
+settings, so a MODEL_DIR holding a different model is refused with a readable
+message instead of an orbax shape error deep in a restore. `input` is each
+host's tf.data iterator position (`process_<i>.*`), so a resumed job continues
+with exactly the next batch without replaying the stream.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import Any, Mapping
 
@@ -18,6 +20,36 @@ import orbax.checkpoint as ocp
 from etils import epath
 
 STEP_PREFIX = "checkpoint"
+
+
+class InputIteratorHandler(ocp.CheckpointHandler):
+  """Saves / restores an object with `save(prefix)` / `restore(prefix)`, per host.
+
+  A plain (blocking) handler on purpose: the iterator moves on as soon as the
+  save call returns, so its position must be written before that.
+  """
+
+  def _prefix(self, directory) -> str:
+    return str(epath.Path(directory) / f"process_{jax.process_index()}")
+
+  def save(self, directory, args: "InputIteratorSave"):
+    args.iterator.save(self._prefix(directory))
+
+  def restore(self, directory, args: "InputIteratorRestore"):
+    args.iterator.restore(self._prefix(directory))
+    return args.iterator
+
+
+@ocp.args.register_with_handler(InputIteratorHandler, for_save=True)
+@dataclasses.dataclass
+class InputIteratorSave(ocp.args.CheckpointArgs):
+  iterator: Any
+
+
+@ocp.args.register_with_handler(InputIteratorHandler, for_restore=True)
+@dataclasses.dataclass
+class InputIteratorRestore(ocp.args.CheckpointArgs):
+  iterator: Any
 
 
 class CheckpointMismatchError(ValueError):
@@ -34,7 +66,8 @@ class Checkpointer:
         max_to_keep=max_to_keep, step_prefix=STEP_PREFIX,
         enable_async_checkpointing=async_save, create=True)
     self._manager = ocp.CheckpointManager(
-        epath.Path(self.model_dir), options=options, item_names=("state", "meta"))
+        epath.Path(self.model_dir), options=options,
+        item_names=("state", "meta", "input"))
 
   def latest_step(self) -> int | None:
     return self._manager.latest_step()
@@ -42,11 +75,20 @@ class Checkpointer:
   def all_steps(self) -> list[int]:
     return list(self._manager.all_steps())
 
-  def save(self, step: int, state, meta: Mapping[str, Any], *, force: bool = True) -> bool:
-    return self._manager.save(
-        step, force=force,
-        args=ocp.args.Composite(state=ocp.args.StandardSave(state),
-                                meta=ocp.args.JsonSave(dict(meta))))
+  def save(self, step: int, state, meta: Mapping[str, Any], *, input_iterator=None,
+           force: bool = True) -> bool:
+    items = dict(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(dict(meta)))
+    if input_iterator is not None:
+      items["input"] = InputIteratorSave(input_iterator)
+    return self._manager.save(step, force=force, args=ocp.args.Composite(**items))
+
+  def has_input_state(self, step: int) -> bool:
+    return (epath.Path(self.model_dir) / f"{STEP_PREFIX}_{step}" / "input").exists()
+
+  def restore_input(self, step: int, input_iterator) -> None:
+    """Moves `input_iterator` (a fresh pipeline) to where it was at `step`."""
+    self._manager.restore(
+        step, args=ocp.args.Composite(input=InputIteratorRestore(input_iterator)))
 
   def read_meta(self, step: int) -> dict[str, Any]:
     restored = self._manager.restore(

@@ -68,6 +68,22 @@ def _dummy_batch(batch_size: int, lengths: Mapping[str, int]) -> dict[str, jax.A
           "decoder_target_tokens": dec}
 
 
+def _resumed_batches(checkpointer: Checkpointer, latest: int | None, mixture_or_task_name,
+                     task_feature_lengths, batch_size, *, seed, pack):
+  """The training stream positioned after step `latest` (or at the start)."""
+  if latest is not None and checkpointer.has_input_state(latest):
+    batches = input_pipeline.train_batches(mixture_or_task_name, task_feature_lengths,
+                                           batch_size, seed=seed, pack=pack)
+    checkpointer.restore_input(latest, batches)
+    return batches
+  if latest:
+    logger.info("Checkpoint %d has no input-pipeline state: replaying %d batches to "
+                "resume the same stream.", latest, latest)
+  return input_pipeline.train_batches(mixture_or_task_name, task_feature_lengths,
+                                      batch_size, seed=seed, pack=pack,
+                                      start_step=latest or 0)
+
+
 def absolute_model_dir(model_dir: str) -> str:
   """Orbax needs absolute paths; bucket URLs (gs://...) are left as they are."""
   return model_dir if "://" in model_dir else os.path.abspath(os.path.expanduser(model_dir))
@@ -132,9 +148,8 @@ def train(*,
   batches = None
   if start_step < train_steps:
     # Built before the model so that bad data fails in seconds, not after init.
-    batches = input_pipeline.train_batches(
-        mixture_or_task_name, task_feature_lengths, batch_size, seed=seed,
-        pack=pack, start_step=start_step)
+    batches = _resumed_batches(checkpointer, latest, mixture_or_task_name,
+                               task_feature_lengths, batch_size, seed=seed, pack=pack)
 
   evaluation = None
   if eval_at_end:
@@ -181,7 +196,7 @@ def train(*,
             raise FloatingPointError(f"Loss became {last_metrics['loss']} at step {step}.")
           writer.write(step, progress.report(step, last_metrics))
         if step % checkpoint_every == 0 or step == train_steps:
-          checkpointer.save(step, state, meta)
+          checkpointer.save(step, state, meta, input_iterator=batches)
     write_text(model_dir, "config.gin", gin.operative_config_str())
   else:
     logger.info("MODEL_DIR already holds step %d (TRAIN_STEPS=%d): nothing to train.",

@@ -92,3 +92,34 @@ def test_config_change_that_keeps_shapes_is_allowed(caplog):
   check_compatible(_meta(config, abstract), _meta(tiny_test_config(dropout_rate=0.1), abstract),
                    model_dir="/runs/x", step=1)
   assert "dropout_rate" in caplog.text
+
+
+class _CountingIterator:
+  """Stands in for the input pipeline: its whole state is one number."""
+
+  def __init__(self):
+    self.position = 0
+
+  def save(self, prefix):
+    with open(prefix + ".txt", "w") as f:
+      f.write(str(self.position))
+
+  def restore(self, prefix):
+    with open(prefix + ".txt") as f:
+      self.position = int(f.read())
+
+
+def test_input_position_is_saved_at_save_time_and_restored(tmp_path):
+  mesh = create_mesh(MeshShape(), devices=jax.devices()[:1])
+  state, _, _ = _state(mesh)
+  iterator = _CountingIterator()
+  iterator.position = 5
+  checkpointer = Checkpointer(str(tmp_path))
+  checkpointer.save(5, state, {}, input_iterator=iterator)
+  iterator.position = 9  # the trainer moves on while the state is written
+  checkpointer.save(6, state, {})
+  checkpointer.wait_until_finished()
+  assert checkpointer.has_input_state(5) and not checkpointer.has_input_state(6)
+  fresh = _CountingIterator()
+  checkpointer.restore_input(5, fresh)
+  assert fresh.position == 5
