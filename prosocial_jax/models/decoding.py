@@ -1,4 +1,6 @@
-"""Autoregressive decoding with the KV cache (greedy now; beam / sampling beside it).
+"""Autoregressive decoding with the KV cache: greedy and temperature / top-k / top-p sampling.
+
+(Beam search is in `beam_search`, log-likelihood scoring in `scoring`.)
 
 Building blocks, shared by every search strategy:
 * `init_decode_cache`: runs the encoder once and builds the decoder cache
@@ -9,13 +11,16 @@ The cache is a pytree whose leaves all lead with the batch dimension except
 `decoder/decode_index` (a scalar): beam search can tile / gather it along batch.
 
 Works with any module exposing T5X's `encode` / `decode(..., decode=True,
-max_decode_length=...)` methods (`prosocial_jax.models.t5.Transformer`).
+max_decode_length=...)` methods (`encdec.EncoderDecoder`: T5 and Prost).
+For a bf16 model the projection kernels are cast to bf16 once, before the loop,
+rather than at every step (the layers cast them anyway: same numbers).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
-from typing import Any, Mapping, NamedTuple
+from typing import Any, Callable, Mapping, NamedTuple, Optional
 
 import flax.linen as nn
 import jax
@@ -26,26 +31,63 @@ Array = jax.Array
 PyTree = Any
 
 
-def _variables(params: PyTree) -> dict:
+def as_variables(params: PyTree) -> dict:
   """Accepts the params tree or a `{"params": ...}` variables dict (boxed or not)."""
   if isinstance(params, Mapping) and set(params.keys()) == {"params"}:
     return {"params": params["params"]}
   return {"params": params}
 
 
+def cast_params_for_decoding(module: nn.Module, params: PyTree) -> PyTree:
+  """Kernels and embeddings in the module's activation dtype (a no-op for float32).
+
+  The layers cast exactly these leaves to the activation dtype at use; casting
+  once up front keeps a bf16 decode loop from converting every weight per step.
+  """
+  config = getattr(module, "config", None)
+  dtype = jnp.dtype(getattr(config, "dtype", "float32"))
+  if dtype == jnp.float32:
+    return params
+
+  def cast(path, leaf):
+    name = getattr(path[-1], "key", None)
+    return leaf.astype(dtype) if name in ("kernel", "embedding") else leaf
+  return jax.tree_util.tree_map_with_path(cast, nn.unbox(params))
+
+
+def step_module_for(module: nn.Module, step_dtype: Optional[str]) -> nn.Module:
+  """The module the decoder steps run: `module` itself, or a copy whose config has
+  activation dtype `step_dtype` ("bfloat16" also selects the `bf16_fast` matmul).
+
+  Autoregressive steps at small batch are bound by reading the weights, so bf16
+  weights nearly halve a step even where bf16 matmuls are not faster (CPUs
+  without AMX), while the encoder, one big matmul-bound pass, keeps the model's
+  own precision.
+  """
+  config = module.config
+  if step_dtype is None or step_dtype == config.dtype:
+    return module
+  matmul = "bf16_fast" if step_dtype == "bfloat16" else "xla"
+  return module.clone(config=dataclasses.replace(config, dtype=step_dtype, matmul=matmul))
+
+
 def init_decode_cache(module: nn.Module, params: PyTree, encoder_input_tokens: Array, *,
-                      max_decode_length: int) -> tuple[Array, PyTree]:
-  """Encodes once and creates the cache. Returns (encoded [batch, len, embed], cache)."""
-  variables = _variables(params)
-  encoded = module.apply(variables, encoder_input_tokens, enable_dropout=False, method="encode")
+                      max_decode_length: int,
+                      step_module: Optional[nn.Module] = None) -> tuple[Array, PyTree]:
+  """Encodes once (with `module`) and creates the cache of `step_module` (default:
+  `module`), the module that will run the steps. Returns (encoded [batch, len,
+  embed], cache)."""
+  encoded = module.apply(as_variables(params), encoder_input_tokens, enable_dropout=False,
+                         method="encode")
+  step_module = step_module or module
   # A one-token call creates the cache: cross-attention K/V are filled from
   # `encoded`, self-attention K/V are zeros of length max_decode_length. Its
   # logits are discarded and the decode index stays at 0.
   dummy = jnp.zeros((encoder_input_tokens.shape[0], 1), jnp.int32)
-  _, state = module.apply(variables, encoded, encoder_input_tokens, dummy, dummy,
-                          enable_dropout=False, decode=True,
-                          max_decode_length=max_decode_length, mutable=["cache"],
-                          method="decode")
+  _, state = step_module.apply(
+      as_variables(cast_params_for_decoding(step_module, params)), encoded,
+      encoder_input_tokens, dummy, dummy, enable_dropout=False, decode=True,
+      max_decode_length=max_decode_length, mutable=["cache"], method="decode")
   return encoded, state["cache"]
 
 
@@ -57,7 +99,7 @@ def decode_step(module: nn.Module, params: PyTree, cache: PyTree, encoded: Array
   Returns (float32 logits [batch, n, vocab], new cache). `encoded` is not
   re-projected (the cache holds its keys/values); it is passed for the shapes.
   """
-  variables = dict(_variables(params), cache=cache)
+  variables = dict(as_variables(params), cache=cache)
   logits, state = module.apply(variables, encoded, encoder_input_tokens, decoder_tokens,
                                decoder_tokens, enable_dropout=False, decode=True,
                                max_decode_length=max_decode_length, mutable=["cache"],
@@ -65,7 +107,7 @@ def decode_step(module: nn.Module, params: PyTree, cache: PyTree, encoded: Array
   return logits, state["cache"]
 
 
-class _GreedyState(NamedTuple):
+class _LoopState(NamedTuple):
   step: Array     # [] int32, number of tokens generated so far
   tokens: Array   # [batch, max_decode_length] int32 output, 0 past the end
   last: Array     # [batch, 1] int32, the token fed at this step
@@ -73,10 +115,46 @@ class _GreedyState(NamedTuple):
   cache: PyTree
 
 
-@functools.partial(jax.jit, static_argnames=("module", "max_decode_length", "return_num_steps"))
+def _decode_loop(module: nn.Module, params: PyTree, encoder_input_tokens: Array,
+                 choose: Callable[[Array, Array], Array], *, max_decode_length: int,
+                 eos_id, decoder_start_id, step_dtype: Optional[str]):
+  """One token per step, `choose(logits [batch, vocab], step) -> [batch]`, until every
+  row has emitted EOS or `max_decode_length` tokens. Returns (tokens, steps run)."""
+  batch = encoder_input_tokens.shape[0]
+  step_module = step_module_for(module, step_dtype)
+  encoded, cache = init_decode_cache(module, params, encoder_input_tokens,
+                                     max_decode_length=max_decode_length,
+                                     step_module=step_module)
+  params = cast_params_for_decoding(step_module, params)
+  step_fn = functools.partial(decode_step, step_module, params, encoded=encoded,
+                              encoder_input_tokens=encoder_input_tokens,
+                              max_decode_length=max_decode_length)
+
+  def cond(s: _LoopState):
+    return (s.step < max_decode_length) & ~jnp.all(s.ended)
+
+  def body(s: _LoopState):
+    logits, cache = step_fn(s.cache, decoder_tokens=s.last)  # [batch, 1, vocab]
+    token = choose(logits[:, -1], s.step).astype(jnp.int32)  # [batch]
+    token = jnp.where(s.ended, 0, token)
+    tokens = lax.dynamic_update_slice(s.tokens, token[:, None], (0, s.step))
+    return _LoopState(s.step + 1, tokens, token[:, None], s.ended | (token == eos_id), cache)
+
+  init = _LoopState(
+      step=jnp.zeros((), jnp.int32),
+      tokens=jnp.zeros((batch, max_decode_length), jnp.int32),
+      last=jnp.full((batch, 1), decoder_start_id, jnp.int32),
+      ended=jnp.zeros((batch,), bool),
+      cache=cache)
+  final = lax.while_loop(cond, body, init)
+  return final.tokens, final.step
+
+
+@functools.partial(jax.jit, static_argnames=("module", "max_decode_length", "return_num_steps",
+                                             "step_dtype"))
 def greedy_decode(module: nn.Module, params: PyTree, encoder_input_tokens: Array, *,
                   max_decode_length: int, eos_id: int = 1, decoder_start_id: int = 0,
-                  return_num_steps: bool = False):
+                  return_num_steps: bool = False, step_dtype: Optional[str] = None):
   """Greedy (argmax) decoding, jitted.
 
   `module`, `max_decode_length` and `return_num_steps` are static (a new value
@@ -84,40 +162,62 @@ def greedy_decode(module: nn.Module, params: PyTree, encoder_input_tokens: Array
   does not.
 
   Args:
-    module: e.g. `Transformer(config)` (hashable, so a static jit argument).
+    module: e.g. `t5.Transformer(config)` (hashable, so a static jit argument).
     params: its parameters (boxed with logical axes or plain).
     encoder_input_tokens: [batch, input_len] int32, 0 = padding.
     max_decode_length: number of tokens to generate at most (the cache length).
     eos_id: a row ends after emitting this token; the EOS itself is kept.
     decoder_start_id: the first decoder input (T5: 0, the pad id).
     return_num_steps: also return the number of decoder steps run.
+    step_dtype: run the decoder steps in this activation dtype (e.g. "bfloat16":
+      bf16 weights, see `step_module_for`); None: the model's own.
 
   Returns:
     tokens [batch, max_decode_length] int32 (0 after a row's EOS), and with
     `return_num_steps` the steps run (< max_decode_length when all rows ended).
   """
-  batch = encoder_input_tokens.shape[0]
-  encoded, cache = init_decode_cache(module, params, encoder_input_tokens,
-                                     max_decode_length=max_decode_length)
-  step_fn = functools.partial(decode_step, module, params, encoded=encoded,
-                              encoder_input_tokens=encoder_input_tokens,
-                              max_decode_length=max_decode_length)
+  tokens, steps = _decode_loop(module, params, encoder_input_tokens,
+                               lambda logits, step: jnp.argmax(logits, axis=-1),
+                               max_decode_length=max_decode_length, eos_id=eos_id,
+                               decoder_start_id=decoder_start_id, step_dtype=step_dtype)
+  return (tokens, steps) if return_num_steps else tokens
 
-  def cond(s: _GreedyState):
-    return (s.step < max_decode_length) & ~jnp.all(s.ended)
 
-  def body(s: _GreedyState):
-    logits, cache = step_fn(s.cache, decoder_tokens=s.last)  # [batch, 1, vocab]
-    token = jnp.argmax(logits[:, -1], axis=-1).astype(jnp.int32)  # [batch]
-    token = jnp.where(s.ended, 0, token)
-    tokens = lax.dynamic_update_slice(s.tokens, token[:, None], (0, s.step))
-    return _GreedyState(s.step + 1, tokens, token[:, None], s.ended | (token == eos_id), cache)
+def filter_logits(logits: Array, *, top_k: int = 0, top_p: float = 1.0) -> Array:
+  """Keeps the `top_k` largest logits (0: all) and the smallest set whose
+  probability reaches `top_p` (nucleus; 1.0: all); the rest become -inf.
+  logits [..., vocab] float32."""
+  if top_k:
+    kth = lax.top_k(logits, top_k)[0][..., -1:]  # [..., 1]
+    logits = jnp.where(logits < kth, -jnp.inf, logits)
+  if top_p < 1.0:
+    sorted_logits = jnp.sort(logits, axis=-1)[..., ::-1]  # descending
+    probs = jax.nn.softmax(sorted_logits, axis=-1)
+    before = jnp.cumsum(probs, axis=-1) - probs  # mass strictly above each token
+    # The most likely token always survives; a token stays while the mass above it < top_p.
+    keep = (before < top_p).at[..., 0].set(True)
+    threshold = jnp.min(jnp.where(keep, sorted_logits, jnp.inf), axis=-1, keepdims=True)
+    logits = jnp.where(logits < threshold, -jnp.inf, logits)
+  return logits
 
-  init = _GreedyState(
-      step=jnp.zeros((), jnp.int32),
-      tokens=jnp.zeros((batch, max_decode_length), jnp.int32),
-      last=jnp.full((batch, 1), decoder_start_id, jnp.int32),
-      ended=jnp.zeros((batch,), bool),
-      cache=cache)
-  final = lax.while_loop(cond, body, init)
-  return (final.tokens, final.step) if return_num_steps else final.tokens
+
+@functools.partial(jax.jit, static_argnames=("module", "max_decode_length", "top_k", "top_p",
+                                             "return_num_steps", "step_dtype"))
+def sample_decode(module: nn.Module, params: PyTree, encoder_input_tokens: Array, rng: Array, *,
+                  max_decode_length: int, temperature: float = 1.0, top_k: int = 0,
+                  top_p: float = 1.0, eos_id: int = 1, decoder_start_id: int = 0,
+                  return_num_steps: bool = False, step_dtype: Optional[str] = None):
+  """Ancestral sampling with temperature, top-k and top-p (nucleus) filtering, jitted.
+
+  Same contract as `greedy_decode`, plus: `rng` (a `jax.random.key`; the same
+  key gives the same samples), `temperature` > 0 (traced), `top_k` (0 = off) and
+  `top_p` (1.0 = off), both static. Filtering is applied after the temperature.
+  """
+  def choose(logits, step):
+    logits = filter_logits(logits / temperature, top_k=top_k, top_p=top_p)
+    return jax.random.categorical(jax.random.fold_in(rng, step), logits, axis=-1)
+
+  tokens, steps = _decode_loop(module, params, encoder_input_tokens, choose,
+                               max_decode_length=max_decode_length, eos_id=eos_id,
+                               decoder_start_id=decoder_start_id, step_dtype=step_dtype)
+  return (tokens, steps) if return_num_steps else tokens

@@ -1,4 +1,4 @@
-"""Shared Flax linen layers for the encoder-decoder models (T5 now, Prost later).
+"""Shared Flax linen layers for the encoder-decoder models (T5 and Prost).
 
 Conventions that every layer here follows:
 * Parameters are created in float32 and cast to the activation `dtype` at use.
@@ -43,11 +43,12 @@ def _as_tuple(x) -> tuple[int, ...]:
 
 
 class DenseGeneral(nn.Module):
-  """Bias-free projection of the trailing `axis` dims onto `features`.
+  """Projection of the trailing `axis` dims onto `features` (bias optional).
 
   The kernel is stored 2-D, [prod(input dims), prod(features)], as in T5X
   checkpoints (e.g. attention query [embed, heads*head_dim]); it is reshaped at
-  use. Only trailing, contiguous input axes are supported.
+  use. The bias, when present, is [prod(features)] with the kernel's output axis
+  name. Only trailing, contiguous input axes are supported.
   """
   features: int | Sequence[int]
   kernel_axes: tuple[str, str]  # logical names of the 2-D kernel; no default on purpose
@@ -55,6 +56,9 @@ class DenseGeneral(nn.Module):
   kernel_init: Initializer = default_kernel_init
   dtype: DType = jnp.float32
   dot_general: DotGeneral = lax.dot_general
+  use_bias: bool = False
+  # Result dtype when it differs from `dtype` (e.g. float32 logits from bf16 operands).
+  output_dtype: Optional[DType] = None
 
   @nn.compact
   def __call__(self, inputs: Array) -> Array:
@@ -69,16 +73,26 @@ class DenseGeneral(nn.Module):
         "kernel", nn.with_logical_partitioning(self.kernel_init, self.kernel_axes),
         (in_dim, out_dim), jnp.float32)
     x = jnp.asarray(inputs, self.dtype).reshape(batch_shape + (in_dim,))
+    kwargs = {} if self.output_dtype is None else {"preferred_element_type": self.output_dtype}
     y = self.dot_general(x, jnp.asarray(kernel, self.dtype),
-                         (((x.ndim - 1,), (0,)), ((), ())))
+                         (((x.ndim - 1,), (0,)), ((), ())), **kwargs)
+    if self.use_bias:
+      bias = self.param("bias", nn.with_logical_partitioning(nn.initializers.zeros,
+                                                             (self.kernel_axes[1],)),
+                        (out_dim,), jnp.float32)
+      y = y + jnp.asarray(bias, y.dtype)
     return y.reshape(batch_shape + features)
 
 
 class Embed(nn.Module):
-  """Token embedding [vocab, embed]; `attend` reuses it as an output layer."""
+  """Token embedding [vocab, embed]; `attend` reuses it as an output layer.
+
+  Also learned position embeddings, with `axes=("abspos_buckets", "embed")`.
+  """
   num_embeddings: int
   features: int
   dtype: DType = jnp.float32
+  axes: tuple[str, str] = ("vocab", "embed")
   # T5X: N(0, 1), the scale the RMS norms and v1.0's tied logits expect.
   embedding_init: Initializer = nn.initializers.normal(stddev=1.0)
   # A one-hot matmul instead of a gather: what T5X does for TPU SPMD; slow on CPU.
@@ -86,7 +100,7 @@ class Embed(nn.Module):
 
   def setup(self):
     self.embedding = self.param(
-        "embedding", nn.with_logical_partitioning(self.embedding_init, ("vocab", "embed")),
+        "embedding", nn.with_logical_partitioning(self.embedding_init, self.axes),
         (self.num_embeddings, self.features), jnp.float32)
 
   def __call__(self, tokens: Array) -> Array:
@@ -99,9 +113,14 @@ class Embed(nn.Module):
       out = jnp.take(table, tokens, axis=0)
     return constrain(out, ("batch", "length", "embed"))  # [batch, length, embed]
 
-  def attend(self, query: Array) -> Array:
-    """[..., embed] -> [..., vocab] logits, in float32 for stability."""
-    return jnp.asarray(query, jnp.float32) @ jnp.asarray(self.embedding, jnp.float32).T
+  def attend(self, query: Array, *, dtype: DType = jnp.float32,
+             dot_general: DotGeneral = lax.dot_general) -> Array:
+    """[..., embed] -> [..., vocab] float32 logits; operands in `dtype`
+    (float32 by default; bf16 with a matmul that accumulates in float32)."""
+    q = jnp.asarray(query, dtype)
+    table_t = jnp.asarray(self.embedding, dtype).T  # [embed, vocab]
+    return dot_general(q, table_t, (((q.ndim - 1,), (0,)), ((), ())),
+                       preferred_element_type=jnp.float32)
 
 
 class RMSNorm(nn.Module):
@@ -118,11 +137,33 @@ class RMSNorm(nn.Module):
     return jnp.asarray(y, self.dtype) * jnp.asarray(scale, self.dtype)
 
 
-def _activation(name: str) -> Callable[[Array], Array]:
+class LayerNorm(nn.Module):
+  """Classic layer norm (mean and variance, scale and bias), as BlenderBot / Prost."""
+  epsilon: float = 1e-5
+  dtype: DType = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: Array) -> Array:
+    features = (x.shape[-1],)
+    scale = self.param("scale", nn.with_logical_partitioning(nn.initializers.ones, ("embed",)),
+                       features, jnp.float32)
+    bias = self.param("bias", nn.with_logical_partitioning(nn.initializers.zeros, ("embed",)),
+                      features, jnp.float32)
+    x = jnp.asarray(x, jnp.float32)  # statistics in fp32 even for bf16 activations
+    mean = jnp.mean(x, axis=-1, keepdims=True)
+    var = jnp.mean(jnp.square(x - mean), axis=-1, keepdims=True)
+    y = (x - mean) * lax.rsqrt(var + self.epsilon) * scale + bias
+    return jnp.asarray(y, self.dtype)
+
+
+def activation(name: str) -> Callable[[Array], Array]:
   # T5X names activations by flax function name; gelu is the tanh approximation
-  # (HF "gelu_new"), which is what T5 v1.1 was trained with.
+  # (HF "gelu_new"), which is what T5 v1.1 was trained with. "gelu_exact" is the
+  # erf form (PyTorch / HF "gelu"), which BlenderBot and Prost use.
   if name == "linear":
     return lambda x: x
+  if name == "gelu_exact":
+    return functools.partial(nn.gelu, approximate=False)
   fn = getattr(nn, name, None)
   if not callable(fn):
     raise ValueError(f"Unknown MLP activation {name!r}")
@@ -145,7 +186,7 @@ class MlpBlock(nn.Module):
     for i, act in enumerate(self.activations):
       name = "wi" if len(self.activations) == 1 else f"wi_{i}"
       h = dense(self.intermediate_dim, kernel_axes=("embed", "mlp"), name=name)(inputs)
-      hidden.append(_activation(act)(h))
+      hidden.append(activation(act)(h))
     x = functools.reduce(operator.mul, hidden)  # [batch, length, mlp]
     x = nn.Dropout(self.dropout_rate, broadcast_dims=(-2,))(x, deterministic=deterministic)
     x = constrain(x, ("batch", "length", "mlp"))
@@ -244,6 +285,39 @@ def make_decoder_mask(decoder_target_tokens: Array,
                        segment)
 
 
+def make_encoder_mask(encoder_input_tokens: Array,
+                      encoder_segment_ids: Optional[Array] = None) -> Array:
+  """Encoder self-attention: padding AND, when packed, same-segment."""
+  mask = make_padding_mask(encoder_input_tokens, encoder_input_tokens)
+  if encoder_segment_ids is not None:
+    mask = combine_masks(mask, make_segment_mask(encoder_segment_ids, encoder_segment_ids))
+  return mask
+
+
+def make_decoder_masks(encoder_input_tokens: Array, decoder_input_tokens: Array,
+                       decoder_target_tokens: Array, encoder_segment_ids: Optional[Array] = None,
+                       decoder_segment_ids: Optional[Array] = None, *,
+                       decode: bool) -> tuple[Optional[Array], Array]:
+  """(decoder self-attention mask, encoder-decoder mask) of an encoder-decoder.
+
+  With `decode=True` (cached, autoregressive) the self-attention mask is None
+  (the cache makes it causal), every query is real, and packing is refused.
+  """
+  if decode:
+    if encoder_segment_ids is not None or decoder_segment_ids is not None:
+      raise ValueError("Packed inputs (segment ids) are not supported with decode=True")
+    query_valid = jnp.ones_like(decoder_input_tokens, dtype=bool)
+    return None, make_attention_mask(query_valid, encoder_input_tokens > 0)
+  decoder_mask = make_decoder_mask(decoder_target_tokens, decoder_segment_ids)
+  cross_mask = make_padding_mask(decoder_target_tokens, encoder_input_tokens)
+  if encoder_segment_ids is not None:
+    if decoder_segment_ids is None:
+      raise ValueError("encoder_segment_ids given without decoder_segment_ids")
+    cross_mask = combine_masks(
+        cross_mask, make_segment_mask(decoder_segment_ids, encoder_segment_ids))
+  return decoder_mask, cross_mask
+
+
 def dot_product_attention(query: Array, key: Array, value: Array, bias: Optional[Array], *,
                           dropout_rng: Optional[Array], dropout_rate: float,
                           deterministic: bool, dtype: DType) -> Array:
@@ -261,20 +335,50 @@ def dot_product_attention(query: Array, key: Array, value: Array, bias: Optional
   return jnp.einsum("bhqk,bkhd->bqhd", weights.astype(dtype), value.astype(dtype))
 
 
+def _key_cache_layout(key: Array) -> Array:
+  return jnp.transpose(key, (0, 2, 3, 1))  # [b, k, h, d] -> [b, h, d, k]
+
+
+def _value_cache_layout(value: Array) -> Array:
+  return jnp.transpose(value, (0, 2, 1, 3))  # [b, k, h, d] -> [b, h, k, d]
+
+
+def cached_attention(query: Array, key_t: Array, value_t: Array, bias: Optional[Array], *,
+                     dtype: DType) -> Array:
+  """Attention over a KV cache: query [b, q, h, d], key_t [b, h, d, k], value_t
+  [b, h, k, d], bias [b|1, h|1, q, k] -> [b, q, h, d].
+
+  Both matmuls take their operands in standard layouts (no per-step transpose of
+  the cache) and accumulate in float32; logits and softmax are float32.
+  """
+  q = jnp.swapaxes(query, 1, 2).astype(key_t.dtype)                    # [b, h, q, d]
+  logits = jnp.matmul(q, key_t, preferred_element_type=jnp.float32)     # [b, h, q, k]
+  if bias is not None:
+    logits = logits + bias.astype(jnp.float32)
+  weights = jax.nn.softmax(logits, axis=-1).astype(value_t.dtype)
+  out = jnp.matmul(weights, value_t, preferred_element_type=jnp.float32)  # [b, h, q, d]
+  return jnp.swapaxes(out, 1, 2).astype(dtype)
+
+
 class MultiHeadAttention(nn.Module):
   """Multi-head dot-product attention (self or cross) with an optional KV cache.
 
   T5 does not scale logits by 1/sqrt(head_dim) at run time: the factor is folded
   into the query initialiser (as in T5X), so checkpoints load unchanged.
+  `query_scale` instead multiplies the projected query at run time (Prost /
+  BlenderBot: 1/sqrt(head_dim), after the bias).
 
-  Decoding (`decode=True`) keeps its state in the `cache` collection:
-  * self-attention: `cached_key` / `cached_value` [batch, decode_length, heads,
-    head_dim]; each call writes its keys at `decode_index` and attends causally
-    over the cache.
-  * cross-attention (`cross_attention=True`): the projected encoder keys/values,
-    computed once and reused at every step.
+  Decoding (`decode=True`) keeps its state in the `cache` collection, in the
+  layouts the two attention matmuls read directly (no per-step transposes):
+  `cached_key` [batch, heads, head_dim, length], `cached_value` [batch, heads,
+  length, head_dim].
+  * self-attention: length = decode_length; each call writes its keys at
+    `decode_index` and attends causally over the cache.
+  * cross-attention (`cross_attention=True`): length = the encoder length; the
+    projected encoder keys/values, computed once and reused at every step.
   The first decode call (no cache yet) only creates the cache and runs plain
-  attention over its inputs; its output is meant to be discarded.
+  attention over its inputs; its output is meant to be discarded. Cached
+  attention is deterministic (decoding never uses dropout).
   """
   num_heads: int
   head_dim: int
@@ -283,45 +387,60 @@ class MultiHeadAttention(nn.Module):
   kernel_init: Initializer = attention_kernel_init
   cross_attention: bool = False
   dot_general: DotGeneral = lax.dot_general
+  use_bias: bool = False
+  query_scale: Optional[float] = None
+  # Parameter names of the query, key, value and output projections.
+  names: tuple[str, str, str, str] = ("query", "key", "value", "out")
 
   @nn.compact
   def __call__(self, inputs_q: Array, inputs_kv: Array, mask: Optional[Array] = None,
                bias: Optional[Array] = None, *, deterministic: bool, decode: bool = False,
                decode_index: Optional[Array] = None,
                decode_length: Optional[int] = None) -> Array:
+    q_name, k_name, v_name, out_name = self.names
     project = functools.partial(
         DenseGeneral, features=(self.num_heads, self.head_dim), kernel_axes=("embed", "joined_kv"),
-        dtype=self.dtype, dot_general=self.dot_general)
-    query_init = lambda *a: self.kernel_init(*a) / np.sqrt(self.head_dim).astype(np.float32)
+        dtype=self.dtype, dot_general=self.dot_general, use_bias=self.use_bias)
+    if self.query_scale is None:  # T5: 1/sqrt(head_dim) lives in the initialiser
+      query_init = lambda *a: self.kernel_init(*a) / np.sqrt(self.head_dim).astype(np.float32)
+    else:
+      query_init = self.kernel_init
     qkv_axes = ("batch", "length", "heads", "kv")
 
-    query = constrain(project(kernel_init=query_init, name="query")(inputs_q), qkv_axes)
+    query = project(kernel_init=query_init, name=q_name)(inputs_q)
+    if self.query_scale is not None:
+      query = query * jnp.asarray(self.query_scale, query.dtype)
+    query = constrain(query, qkv_axes)
     cache_ready = decode and self.has_variable("cache", "cached_key")
     if self.cross_attention and cache_ready:
       key, value = None, None  # read below; the encoder projections are reused
     else:
-      key = constrain(project(kernel_init=self.kernel_init, name="key")(inputs_kv), qkv_axes)
-      value = constrain(project(kernel_init=self.kernel_init, name="value")(inputs_kv), qkv_axes)
+      key = constrain(project(kernel_init=self.kernel_init, name=k_name)(inputs_kv), qkv_axes)
+      value = constrain(project(kernel_init=self.kernel_init, name=v_name)(inputs_kv), qkv_axes)
 
+    key_t = value_t = None  # the cache layouts, when attending over a cache
     if decode and self.cross_attention:
-      cached_key = self.variable("cache", "cached_key", lambda: key)
-      cached_value = self.variable("cache", "cached_value", lambda: value)
-      key, value = cached_key.value, cached_value.value
+      cached_key = self.variable("cache", "cached_key", lambda: _key_cache_layout(key))
+      cached_value = self.variable("cache", "cached_value", lambda: _value_cache_layout(value))
+      key_t, value_t = cached_key.value, cached_value.value
     elif decode:
       if decode_length is None:
         raise ValueError("decode=True self-attention needs decode_length (the cache length)")
       batch, q_len = query.shape[:2]
-      cache_shape = (batch, decode_length, self.num_heads, self.head_dim)
-      cached_key = self.variable("cache", "cached_key", jnp.zeros, cache_shape, key.dtype)
-      cached_value = self.variable("cache", "cached_value", jnp.zeros, cache_shape, value.dtype)
+      key_shape = (batch, self.num_heads, self.head_dim, decode_length)
+      value_shape = (batch, self.num_heads, decode_length, self.head_dim)
+      cached_key = self.variable("cache", "cached_key", jnp.zeros, key_shape, key.dtype)
+      cached_value = self.variable("cache", "cached_value", jnp.zeros, value_shape, value.dtype)
       if cache_ready:
         if decode_index is None:
           raise ValueError("cached self-attention needs decode_index")
-        start = (0, decode_index, 0, 0)
-        key = lax.dynamic_update_slice(cached_key.value, key.astype(cached_key.value.dtype), start)
-        value = lax.dynamic_update_slice(cached_value.value,
-                                         value.astype(cached_value.value.dtype), start)
-        cached_key.value, cached_value.value = key, value
+        key_t = lax.dynamic_update_slice(
+            cached_key.value, _key_cache_layout(key).astype(cached_key.value.dtype),
+            (0, 0, 0, decode_index))
+        value_t = lax.dynamic_update_slice(
+            cached_value.value, _value_cache_layout(value).astype(cached_value.value.dtype),
+            (0, 0, decode_index, 0))
+        cached_key.value, cached_value.value = key_t, value_t
         # Only keys already written, and causal within this call's q_len tokens.
         query_pos = decode_index + jnp.arange(q_len)
         causal = jnp.arange(decode_length)[None, :] <= query_pos[:, None]  # [q, cache]
@@ -333,13 +452,16 @@ class MultiHeadAttention(nn.Module):
     if bias is not None:
       attention_bias = bias if attention_bias is None else attention_bias + bias
 
-    dropout_rng = None
-    if not deterministic and self.dropout_rate > 0.0:
-      dropout_rng = self.make_rng("dropout")
-    x = dot_product_attention(query, key, value, attention_bias, dropout_rng=dropout_rng,
-                              dropout_rate=self.dropout_rate, deterministic=deterministic,
-                              dtype=self.dtype)  # [batch, q_len, heads, head_dim]
+    if key_t is not None:
+      x = cached_attention(query, key_t, value_t, attention_bias, dtype=self.dtype)
+    else:
+      dropout_rng = None
+      if not deterministic and self.dropout_rate > 0.0:
+        dropout_rng = self.make_rng("dropout")
+      x = dot_product_attention(query, key, value, attention_bias, dropout_rng=dropout_rng,
+                                dropout_rate=self.dropout_rate, deterministic=deterministic,
+                                dtype=self.dtype)  # [batch, q_len, heads, head_dim]
     out = DenseGeneral(inputs_q.shape[-1], axis=(-2, -1), kernel_axes=("joined_kv", "embed"),
                        kernel_init=self.kernel_init, dtype=self.dtype,
-                       dot_general=self.dot_general, name="out")(x)
+                       dot_general=self.dot_general, use_bias=self.use_bias, name=out_name)(x)
     return constrain(out, ("batch", "length", "embed"))  # [batch, q_len, embed]

@@ -10,11 +10,12 @@ from typing import Any, Mapping
 
 import flax.linen as nn
 
-from prosocial_jax.models.t5 import T5Config, Transformer
+from prosocial_jax.models import prost, t5
 
 # family name (stored in checkpoints) -> (config class, module class)
 _FAMILIES: dict[str, tuple[type, type]] = {
-    "t5": (T5Config, Transformer),
+    "t5": (t5.T5Config, t5.Transformer),
+    "prost": (prost.ProstConfig, prost.Transformer),
 }
 
 

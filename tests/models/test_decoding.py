@@ -1,4 +1,5 @@
-"""KV-cache decoding: cached steps equal teacher forcing; greedy equals a naive loop."""
+"""Decoding and scoring: cached steps equal teacher forcing; greedy equals a naive loop;
+beam search, sampling and scores agree with each other."""
 
 import functools
 
@@ -8,16 +9,28 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from prosocial_jax.models.decoding import decode_step, greedy_decode, init_decode_cache
+from prosocial_jax.models.beam_search import beam_search
+from prosocial_jax.models.decoding import (cast_params_for_decoding, decode_step, filter_logits,
+                                           greedy_decode, init_decode_cache, sample_decode,
+                                           step_module_for)
+from prosocial_jax.models.scoring import score
 from prosocial_jax.models.t5 import Transformer, t5_1_1_config
 
 VOCAB = 64
+
+
+def micro_t5(**overrides):
+  """Smaller than the `tiny` size: every test here compiles in about a second."""
+  fields = dict(vocab_size=VOCAB, emb_dim=32, num_heads=2, head_dim=16, mlp_dim=64,
+                num_encoder_layers=1, num_decoder_layers=2)
+  return t5_1_1_config("tiny", **{**fields, **overrides})
+
 MAX_LEN = 8
 
 
 @pytest.fixture(scope="module")
 def tiny():
-  model = Transformer(t5_1_1_config("tiny", vocab_size=VOCAB))
+  model = Transformer(micro_t5())
   tokens = jnp.ones((2, 6), jnp.int32)
   # Plain (unboxed) params: decoding must accept them as well as boxed ones.
   params = nn.unbox(jax.jit(functools.partial(model.init, enable_dropout=False))(
@@ -115,3 +128,97 @@ def test_stops_early_when_all_rows_end(tiny):
   _, steps = greedy_decode(model, params, enc, max_decode_length=MAX_LEN, eos_id=-1,
                            return_num_steps=True)
   assert int(steps) == MAX_LEN
+
+
+@pytest.fixture(scope="module")
+def greedy_paths(tiny):
+  """Greedy without EOS, and an EOS token on which rows end at different times."""
+  model, params, _, enc = tiny
+  # return_num_steps=True: the program test_greedy_equals_naive_loop compiles too.
+  run = functools.partial(greedy_decode, model, params, enc, max_decode_length=MAX_LEN,
+                          return_num_steps=True)
+  free = np.asarray(run(eos_id=-1)[0])
+  eos = next(int(t) for t in free[0] if t not in free[1])
+  return free, eos, np.asarray(run(eos_id=eos)[0])
+
+
+def test_beam_size_1_equals_greedy(tiny, greedy_paths):
+  model, params, _, enc = tiny
+  free, eos, ended = greedy_paths
+  for eos_id, expected in ((-1, free), (eos, ended)):
+    seqs, scores = beam_search(model, params, enc, beam_size=1, max_decode_length=MAX_LEN,
+                               alpha=0.0, eos_id=eos_id)
+    assert seqs.shape == (3, 1, MAX_LEN) and scores.shape == (3, 1)
+    np.testing.assert_array_equal(seqs[:, 0], expected)
+
+
+def test_beam_scores_are_length_penalised_log_likelihoods(tiny, greedy_paths):
+  model, params, _, enc = tiny
+  _, eos, _ = greedy_paths
+  alpha = 0.6
+  seqs, scores = beam_search(model, params, enc, beam_size=3, max_decode_length=MAX_LEN,
+                             alpha=alpha, eos_id=eos)
+  assert seqs.shape == (3, 3, MAX_LEN)
+  assert (np.diff(np.asarray(scores), axis=1) <= 1e-6).all()  # best first
+  flat_seqs = seqs.reshape(9, MAX_LEN)
+  _, seq_logp = score(model, params, jnp.repeat(enc, 3, axis=0), flat_seqs)
+  seqs = np.asarray(flat_seqs)
+  lengths = np.where((seqs == eos).any(-1), np.argmax(seqs == eos, -1) + 1, MAX_LEN)
+  for row, length in zip(seqs, lengths):  # nothing but padding after the end
+    assert (row[length:] == 0).all() and (row[:length] != 0).all()
+  expected = np.asarray(seq_logp) / ((5.0 + lengths) / 6.0) ** alpha
+  np.testing.assert_allclose(np.asarray(scores).reshape(9), expected, rtol=1e-4, atol=1e-4)
+
+
+def test_score_matches_teacher_forced_log_softmax(tiny):
+  model, params, forward, enc = tiny
+  tgt = jax.random.randint(jax.random.key(3), (3, MAX_LEN), 2, VOCAB, dtype=jnp.int32)
+  tgt = tgt * (jnp.arange(MAX_LEN)[None] < jnp.array([[8], [5], [1]]))  # padded targets
+  per_token, per_seq = score(model, params, enc, tgt)
+  logits = forward(params, enc, jnp.pad(tgt[:, :-1], ((0, 0), (1, 0))), tgt)
+  ref = jnp.take_along_axis(jax.nn.log_softmax(logits), tgt[..., None], -1)[..., 0] * (tgt > 0)
+  np.testing.assert_allclose(per_token, ref, atol=1e-5, rtol=1e-5)
+  np.testing.assert_allclose(per_seq, ref.sum(-1), atol=1e-4, rtol=1e-5)
+  assert (np.asarray(per_token)[tgt == 0] == 0).all()
+
+
+def test_sampling_is_reproducible_and_top_k_1_is_greedy(tiny, greedy_paths):
+  model, params, _, enc = tiny
+  free, _, _ = greedy_paths
+  sample = functools.partial(sample_decode, model, params, enc, max_decode_length=MAX_LEN,
+                             eos_id=-1, temperature=2.0)
+  a, b = sample(jax.random.key(7)), sample(jax.random.key(7))
+  np.testing.assert_array_equal(a, b)
+  assert not np.array_equal(a, sample(jax.random.key(8)))
+  np.testing.assert_array_equal(sample(jax.random.key(9), top_k=1), free)
+
+
+def test_filter_logits():
+  logits = jnp.log(jnp.array([[0.5, 0.05, 0.3, 0.15]]))
+  kept = lambda x: np.isfinite(np.asarray(x))[0].tolist()
+  assert kept(filter_logits(logits, top_k=2)) == [True, False, True, False]
+  assert kept(filter_logits(logits, top_p=0.75)) == [True, False, True, False]  # 0.5 + 0.3
+  assert kept(filter_logits(logits, top_p=0.85)) == [True, False, True, True]
+  assert kept(filter_logits(logits, top_p=0.4)) == [True, False, False, False]
+  assert kept(filter_logits(logits)) == [True] * 4
+
+
+def test_bf16_decoder_steps_stay_close_to_f32(tiny):
+  model, params, forward, enc = tiny
+  tgt = jax.random.randint(jax.random.key(4), (3, MAX_LEN), 2, VOCAB, dtype=jnp.int32)
+  dec_in = jnp.pad(tgt[:, :-1], ((0, 0), (1, 0)))
+  full = forward(params, enc, dec_in, tgt)
+  bf16 = step_module_for(model, "bfloat16")
+  assert bf16.config.dtype == "bfloat16" and bf16.config.matmul == "bf16_fast"
+  assert step_module_for(model, None) is model
+
+  @jax.jit
+  def prefix_logits(params):  # f32 encoder, bf16 decoder steps over the whole prefix
+    encoded, cache = init_decode_cache(model, params, enc, max_decode_length=MAX_LEN,
+                                       step_module=bf16)
+    step_params = cast_params_for_decoding(bf16, params)
+    return decode_step(bf16, step_params, cache, encoded, enc, dec_in,
+                       max_decode_length=MAX_LEN)[0]
+  got = prefix_logits(params)
+  assert got.dtype == jnp.float32
+  assert float(jnp.max(jnp.abs(got - full))) < 0.05 * float(jnp.max(jnp.abs(full)))

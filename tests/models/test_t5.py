@@ -11,9 +11,16 @@ import numpy as np
 import pytest
 
 from prosocial_jax.models import layers
-from prosocial_jax.models.t5 import T5Config, Transformer, t5_1_1_config
+from prosocial_jax.models.t5 import T5Config, Transformer, t5_1_0_config, t5_1_1_config
 
 VOCAB = 64
+
+
+def micro_t5(**overrides):
+  """Smaller than the `tiny` size: every test here compiles in about a second."""
+  fields = dict(vocab_size=VOCAB, emb_dim=32, num_heads=2, head_dim=16, mlp_dim=64)
+  return t5_1_1_config("tiny", **{**fields, **overrides})
+
 LOGICAL_PARAM_AXES = {"vocab", "embed", "joined_kv", "mlp", "heads", "relpos_buckets"}
 
 
@@ -23,7 +30,10 @@ def t5x_param_shapes(cfg: T5Config) -> dict[str, tuple[int, ...]]:
   buckets = cfg.relative_attention_num_buckets
   attn = {f"{n}/kernel": (e, hd) for n in ("query", "key", "value")}
   attn["out/kernel"] = (hd, e)
-  mlp = {"wi_0/kernel": (e, m), "wi_1/kernel": (e, m), "wo/kernel": (m, e)}
+  if len(cfg.mlp_activations) == 1:  # v1.0: one input projection, `wi`
+    mlp = {"wi/kernel": (e, m), "wo/kernel": (m, e)}
+  else:
+    mlp = {"wi_0/kernel": (e, m), "wi_1/kernel": (e, m), "wo/kernel": (m, e)}
   shapes = {
       "token_embedder/embedding": (cfg.vocab_size, e),
       "encoder/relpos_bias/rel_embedding": (cfg.num_heads, buckets),
@@ -71,7 +81,7 @@ LEN = 8
 
 @pytest.fixture(scope="module")
 def tiny():
-  cfg = t5_1_1_config("tiny", vocab_size=VOCAB)
+  cfg = micro_t5()
   model = Transformer(cfg)
   tokens = jnp.ones((2, LEN), jnp.int32)
   variables = jax.jit(functools.partial(model.init, enable_dropout=False))(
@@ -111,14 +121,54 @@ def test_param_names_and_shapes_match_t5x(tiny):
 
 
 def test_logits_via_embedding_has_no_output_layer():
-  cfg = t5_1_1_config("tiny", vocab_size=VOCAB, logits_via_embedding=True,
+  cfg = micro_t5(logits_via_embedding=True,
                       mlp_activations=("relu",))
   got = {k: tuple(v.value.shape) for k, v in flat_params(init_shapes(cfg)).items()}
-  expected = t5x_param_shapes(cfg)
-  # v1.0's single-activation MLP is `wi`, not `wi_0`/`wi_1`.
-  expected = {k.replace("wi_0", "wi"): v for k, v in expected.items() if "wi_1" not in k}
-  assert "decoder/logits_dense/kernel" not in got
-  assert got == expected
+  assert "decoder/logits_dense/kernel" not in got and "encoder/layers_0/mlp/wi/kernel" in got
+  assert got == t5x_param_shapes(cfg)
+
+
+def test_tied_logits_are_scaled_embedding_products():
+  cfg = t5_1_0_config("small", **{k: v for k, v in micro_t5().to_dict().items()
+                                  if k in ("vocab_size", "emb_dim", "num_heads", "head_dim",
+                                           "mlp_dim")},
+                      num_encoder_layers=1, num_decoder_layers=1)
+  model = Transformer(cfg)
+  enc, tgt = random_tokens(13, (1, LEN)), random_tokens(14, (1, LEN))
+  variables = jax.jit(functools.partial(model.init, enable_dropout=False))(
+      jax.random.key(0), enc, shift_right(tgt), tgt)
+  logits, state = jax.jit(functools.partial(model.apply, enable_dropout=False,
+                                            capture_intermediates=True))(
+      variables, enc, shift_right(tgt), tgt)
+  hidden = state["intermediates"]["decoder"]["decoder_norm"]["__call__"][0]
+  embedding = variables["params"]["token_embedder"]["embedding"].value
+  np.testing.assert_allclose(logits, hidden @ embedding.T / np.sqrt(cfg.emb_dim),
+                             rtol=1e-5, atol=1e-5)
+
+
+# Parameter counts of the published checkpoints (google/t5-v1_1-*, t5-*).
+PUBLISHED_COUNTS = {
+    ("v1.1", "small"): 76_961_152, ("v1.1", "base"): 247_577_856,
+    ("v1.1", "large"): 783_150_080, ("v1.1", "xl"): 2_849_757_184,
+    ("v1.1", "xxl"): 11_135_332_352,
+    ("v1.0", "small"): 60_506_624, ("v1.0", "base"): 222_903_552,
+    ("v1.0", "large"): 737_668_096, ("v1.0", "3b"): 2_851_598_336,
+    ("v1.0", "11b"): 11_307_321_344,
+}
+
+
+@pytest.mark.parametrize("version,size", sorted(PUBLISHED_COUNTS))
+def test_size_tables_match_published_checkpoints(version, size):
+  cfg = (t5_1_1_config if version == "v1.1" else t5_1_0_config)(size)
+  assert cfg.vocab_size == 32128
+  count = sum(int(np.prod(s)) for s in t5x_param_shapes(cfg).values())
+  assert count == PUBLISHED_COUNTS[version, size]
+
+
+def test_tiny_size_is_the_peer_tiny_shape():
+  cfg = t5_1_1_config("tiny", vocab_size=32128)
+  assert (cfg.emb_dim, cfg.mlp_dim, cfg.num_heads, cfg.head_dim,
+          cfg.num_encoder_layers, cfg.num_decoder_layers) == (128, 512, 4, 32, 2, 2)
 
 
 def test_small_matches_t5_v1_1_small():
@@ -161,7 +211,7 @@ def test_dot_general_is_injected_into_every_projection():
     calls.append(rhs.shape)
     return jax.lax.dot_general(lhs, rhs, dimension_numbers, **kwargs)
 
-  cfg = t5_1_1_config("tiny", vocab_size=VOCAB)
+  cfg = micro_t5()
   tokens = jnp.ones((1, 4), jnp.int32)
   model = Transformer(cfg, dot_general=counting_dot_general)
   jax.eval_shape(functools.partial(model.init, enable_dropout=False),
@@ -240,7 +290,7 @@ def test_bf16_runs_logits_fp32_and_grads_finite(tiny):
 def test_dropout_uses_dropout_rng(tiny):
   _, _, variables, _ = tiny
   # 1+1 layers (tiny's params minus layers_1): every dropout site costs compile time.
-  model = Transformer(t5_1_1_config("tiny", vocab_size=VOCAB, dropout_rate=0.5,
+  model = Transformer(micro_t5(dropout_rate=0.5,
                                     num_encoder_layers=1, num_decoder_layers=1))
   params = {k: {n: v for n, v in sub.items() if n != "layers_1"}
             for k, sub in variables["params"].items()}
@@ -268,6 +318,6 @@ def test_config_is_gin_configurable():
   try:
     gin.parse_config(["T5Config.dropout_rate = 0.25", "t5_1_1_config.size = 'tiny'"])
     cfg = t5_1_1_config(vocab_size=8)
-    assert cfg.dropout_rate == 0.25 and cfg.emb_dim == 32
+    assert cfg.dropout_rate == 0.25 and cfg.emb_dim == 128
   finally:
     gin.clear_config()

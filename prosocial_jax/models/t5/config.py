@@ -1,4 +1,4 @@
-"""T5 model configuration and the one table of T5 v1.1 sizes.
+"""T5 model configuration and the one table of T5 sizes (v1.1 and v1.0).
 
 The config is a frozen (hashable) dataclass so it can be a static argument of
 `jax.jit` and a field of a Flax module. It is JSON-safe through `to_dict` /
@@ -13,6 +13,8 @@ from typing import Any, Mapping
 
 import gin
 import jax.numpy as jnp
+
+from prosocial_jax.models import precision, stack
 
 _DTYPES = ("float32", "bfloat16")
 
@@ -37,6 +39,13 @@ class T5Config:
   dtype: str = "float32"
   relative_attention_num_buckets: int = 32
   relative_attention_max_distance: int = 128
+  # Matmul kernel (`precision.MATMULS`): "bf16_fast" needs dtype="bfloat16".
+  matmul: str = "xla"
+  # Rematerialisation of each layer in the backward pass (`stack.REMAT_POLICIES`).
+  remat_policy: str = "none"
+  # One `nn.scan` over a stack's layers: parameters gain a leading `layers` axis
+  # (encoder/layers/..., not encoder/layers_{i}/...); faster compiles for deep models.
+  scan_layers: bool = False
 
   def __post_init__(self):
     # Gin and JSON hand over lists; keep the config hashable.
@@ -50,6 +59,11 @@ class T5Config:
       raise ValueError("T5Config.mlp_activations must name at least one activation")
     if not 0.0 <= self.dropout_rate < 1.0:
       raise ValueError(f"T5Config.dropout_rate must be in [0, 1), got {self.dropout_rate}")
+    for name in ("num_encoder_layers", "num_decoder_layers"):
+      if getattr(self, name) < 1:
+        raise ValueError(f"T5Config.{name} must be at least 1, got {getattr(self, name)}")
+    precision.check_matmul(self.matmul, self.dtype, owner="T5Config")
+    stack.check_remat_policy(self.remat_policy, owner="T5Config")
 
   @property
   def activation_dtype(self) -> jnp.dtype:
@@ -72,27 +86,63 @@ class T5Config:
     return cls(**dict(d))
 
 
-# The one place that defines T5 v1.1 sizes. `tiny` exists for tests only.
-# `small` is google/t5-v1_1-small (t5x/examples/t5/t5_1_1/small.gin).
+# The one place that defines T5 sizes (T5X's t5_1_1/*.gin and t5_1_0/*.gin; the
+# published google/t5-v1_1-* and t5-* checkpoints). Every published size uses the
+# 32128-token SentencePiece vocabulary; `tiny` (tests, quickstart) has none of its own.
+_VOCAB = dict(vocab_size=32128)
 T5_1_1_SIZES: dict[str, dict[str, Any]] = {
-    "tiny": dict(emb_dim=32, num_heads=2, head_dim=16, mlp_dim=64,
+    # The same shape as the `tiny` peer in shared/bench/t5_common.py.
+    "tiny": dict(emb_dim=128, num_heads=4, head_dim=32, mlp_dim=512,
                  num_encoder_layers=2, num_decoder_layers=2),
-    "small": dict(vocab_size=32128, emb_dim=512, num_heads=6, head_dim=64,
-                  mlp_dim=1024, num_encoder_layers=8, num_decoder_layers=8),
+    "small": dict(_VOCAB, emb_dim=512, num_heads=6, head_dim=64, mlp_dim=1024,
+                  num_encoder_layers=8, num_decoder_layers=8),
+    "base": dict(_VOCAB, emb_dim=768, num_heads=12, head_dim=64, mlp_dim=2048,
+                 num_encoder_layers=12, num_decoder_layers=12),
+    "large": dict(_VOCAB, emb_dim=1024, num_heads=16, head_dim=64, mlp_dim=2816,
+                  num_encoder_layers=24, num_decoder_layers=24),
+    "xl": dict(_VOCAB, emb_dim=2048, num_heads=32, head_dim=64, mlp_dim=5120,
+               num_encoder_layers=24, num_decoder_layers=24),
+    "xxl": dict(_VOCAB, emb_dim=4096, num_heads=64, head_dim=64, mlp_dim=10240,
+                num_encoder_layers=24, num_decoder_layers=24),
 }
+# T5 v1.0: ReLU MLP, output layer tied to the embedding (Delphi is T5-11B).
+T5_1_0_SIZES: dict[str, dict[str, Any]] = {
+    "small": dict(_VOCAB, emb_dim=512, num_heads=8, head_dim=64, mlp_dim=2048,
+                  num_encoder_layers=6, num_decoder_layers=6),
+    "base": dict(_VOCAB, emb_dim=768, num_heads=12, head_dim=64, mlp_dim=3072,
+                 num_encoder_layers=12, num_decoder_layers=12),
+    "large": dict(_VOCAB, emb_dim=1024, num_heads=16, head_dim=64, mlp_dim=4096,
+                  num_encoder_layers=24, num_decoder_layers=24),
+    "3b": dict(_VOCAB, emb_dim=1024, num_heads=32, head_dim=128, mlp_dim=16384,
+               num_encoder_layers=24, num_decoder_layers=24),
+    "11b": dict(_VOCAB, emb_dim=1024, num_heads=128, head_dim=128, mlp_dim=65536,
+                num_encoder_layers=24, num_decoder_layers=24),
+}
+
+
+def _sized_config(version: str, table, size: str, fixed: dict, overrides: dict) -> T5Config:
+  if size not in table:
+    raise ValueError(f"Unknown T5 {version} size {size!r}; known: {sorted(table)}")
+  fields = {**fixed, **table[size], **overrides}
+  if "vocab_size" not in fields:
+    raise ValueError(f"T5 {version} size {size!r} needs an explicit vocab_size=")
+  return T5Config(**fields)
 
 
 @gin.configurable(module="prosocial_jax.models.t5")
 def t5_1_1_config(size: str, **overrides) -> T5Config:
-  """A T5 v1.1 config of a named size; `overrides` replace any field.
+  """A T5 v1.1 config (gated GELU, untied output layer); `overrides` replace any field.
 
   `tiny` has no vocabulary of its own: pass `vocab_size=`.
   """
-  if size not in T5_1_1_SIZES:
-    raise ValueError(f"Unknown T5 v1.1 size {size!r}; known: {sorted(T5_1_1_SIZES)}")
-  fields = dict(mlp_activations=("gelu", "linear"), logits_via_embedding=False)
-  fields.update(T5_1_1_SIZES[size])
-  fields.update(overrides)
-  if "vocab_size" not in fields:
-    raise ValueError(f"T5 v1.1 size {size!r} needs an explicit vocab_size=")
-  return T5Config(**fields)
+  return _sized_config("v1.1", T5_1_1_SIZES, size,
+                       dict(mlp_activations=("gelu", "linear"), logits_via_embedding=False),
+                       overrides)
+
+
+@gin.configurable(module="prosocial_jax.models.t5")
+def t5_1_0_config(size: str, **overrides) -> T5Config:
+  """A T5 v1.0 config (ReLU MLP, output tied to the embedding and scaled by
+  1/sqrt(emb_dim)); `overrides` replace any field."""
+  return _sized_config("v1.0", T5_1_0_SIZES, size,
+                       dict(mlp_activations=("relu",), logits_via_embedding=True), overrides)

@@ -1,6 +1,8 @@
-"""T5 encoder-decoder (v1.1 now; v1.0 through config) with T5X parameter names.
+"""T5 encoder-decoder (v1.1 and v1.0, by config) with T5X parameter names.
 
-Parameter tree (so public T5X checkpoints map one to one):
+Parameter tree (so public T5X checkpoints map one to one; with
+`scan_layers=True` the `layers_{i}` subtrees become one `layers` subtree whose
+leaves carry a leading [num_layers] axis, as T5X's scanned checkpoints):
   token_embedder/embedding                          [vocab, embed]
   encoder/relpos_bias/rel_embedding                 [heads, buckets]  (shared by all layers)
   encoder/layers_{i}/pre_attention_layer_norm/scale [embed]
@@ -31,7 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from prosocial_jax.models import layers
+from prosocial_jax.models import encdec, layers, precision, stack
 from prosocial_jax.models.t5.config import T5Config
 
 Array = jax.Array
@@ -48,6 +50,7 @@ class _Block(nn.Module):
   """Shared plumbing: norms, attention, MLP and broadcast dropout of one config."""
   config: T5Config
   dot_general: layers.DotGeneral = lax.dot_general
+  scanned: bool = False  # inside `stack.run_layers`' scan: return (output, None)
 
   def norm(self, name):
     return layers.RMSNorm(dtype=self.config.activation_dtype, name=name)
@@ -74,23 +77,26 @@ class _Block(nn.Module):
 
 class EncoderLayer(_Block):
   """Pre-norm self-attention block then pre-norm MLP block."""
+  STATIC_ARGNUMS = (4,)  # `deterministic` (counting self as 0), for remat
 
   @nn.compact
-  def __call__(self, inputs, mask, bias, *, deterministic):
+  def __call__(self, inputs, mask, bias, deterministic):
     # inputs: [batch, length, embed]
     x = self.norm("pre_attention_layer_norm")(inputs)
     x = self.attention("attention")(x, x, mask, bias, deterministic=deterministic)
     x = inputs + self.dropout(x, deterministic)
     y = self.mlp(self.norm("pre_mlp_layer_norm")(x), deterministic)
     y = x + self.dropout(y, deterministic)
-    return nn.with_logical_constraint(y, ("batch", "length", "embed"))
+    y = nn.with_logical_constraint(y, ("batch", "length", "embed"))
+    return (y, None) if self.scanned else y
 
 
 class DecoderLayer(_Block):
   """Self-attention, cross-attention over the encoder, MLP; each pre-normed."""
+  STATIC_ARGNUMS = (6, 7, 9)  # deterministic, decode, decode_length
 
   @nn.compact
-  def __call__(self, inputs, encoded, self_mask, cross_mask, bias, *, deterministic,
+  def __call__(self, inputs, encoded, self_mask, cross_mask, bias, deterministic,
                decode=False, decode_index=None, decode_length=None):
     # inputs: [batch, target_len, embed]; encoded: [batch, input_len, embed]
     x = self.norm("pre_self_attention_layer_norm")(inputs)
@@ -104,7 +110,8 @@ class DecoderLayer(_Block):
     y = x + self.dropout(y, deterministic)
     z = self.mlp(self.norm("pre_mlp_layer_norm")(y), deterministic)
     z = y + self.dropout(z, deterministic)
-    return nn.with_logical_constraint(z, ("batch", "length", "embed"))
+    z = nn.with_logical_constraint(z, ("batch", "length", "embed"))
+    return (z, None) if self.scanned else z
 
 
 class Encoder(_Block):
@@ -112,16 +119,18 @@ class Encoder(_Block):
   shared_embedding: Optional[nn.Module] = None
 
   @nn.compact
-  def __call__(self, encoder_input_tokens, encoder_mask=None, *, deterministic):
+  def __call__(self, encoder_input_tokens, encoder_mask=None, encoder_positions=None, *,
+               deterministic):
+    del encoder_positions  # see the module docstring
     cfg = self.config
     length = encoder_input_tokens.shape[-1]
     positions = np.arange(length)
     bias = _relpos(cfg)(positions, positions, bidirectional=True)  # [1, heads, len, len]
     x = self.shared_embedding(encoder_input_tokens.astype(jnp.int32))
     x = self.dropout(x, deterministic).astype(cfg.activation_dtype)  # [batch, len, embed]
-    for i in range(cfg.num_encoder_layers):
-      x = EncoderLayer(cfg, self.dot_general, name=f"layers_{i}")(
-          x, encoder_mask, bias, deterministic=deterministic)
+    x = stack.run_layers(EncoderLayer, cfg, self.dot_general, cfg.num_encoder_layers,
+                         x, encoder_mask, bias, deterministic,
+                         static_argnums=EncoderLayer.STATIC_ARGNUMS)
     x = self.norm("encoder_norm")(x)
     return nn.Dropout(cfg.dropout_rate)(x, deterministic=deterministic)
 
@@ -157,80 +166,37 @@ class Decoder(_Block):
 
     y = self.shared_embedding(decoder_input_tokens.astype(jnp.int32))
     y = self.dropout(y, deterministic).astype(cfg.activation_dtype)  # [batch, q, embed]
-    for i in range(cfg.num_decoder_layers):
-      y = DecoderLayer(cfg, self.dot_general, name=f"layers_{i}")(
-          y, encoded, decoder_mask, encoder_decoder_mask, bias, deterministic=deterministic,
-          decode=decode, decode_index=decode_index, decode_length=max_decode_length)
+    y = stack.run_layers(DecoderLayer, cfg, self.dot_general, cfg.num_decoder_layers,
+                         y, encoded, decoder_mask, encoder_decoder_mask, bias, deterministic,
+                         decode, decode_index, max_decode_length,
+                         static_argnums=DecoderLayer.STATIC_ARGNUMS)
     y = self.norm("decoder_norm")(y)
     y = self.dropout(y, deterministic)
 
+    # Logits are float32. Operands too, unless the matmul accumulates bf16 in float32.
+    operand_dtype = cfg.activation_dtype if cfg.matmul == "bf16_fast" else jnp.float32
     if cfg.logits_via_embedding:
       # Tied output layer: rescale so logits keep unit-ish variance (T5 v1.0).
-      logits = self.shared_embedding.attend(y) / np.sqrt(y.shape[-1]).astype(np.float32)
+      logits = self.shared_embedding.attend(y, dtype=operand_dtype, dot_general=self.dot_general)
+      logits = logits / np.sqrt(y.shape[-1]).astype(np.float32)
     else:
       logits = layers.DenseGeneral(
-          cfg.vocab_size, kernel_axes=("embed", "vocab"), dtype=jnp.float32,
-          dot_general=self.dot_general, name="logits_dense")(y)
+          cfg.vocab_size, kernel_axes=("embed", "vocab"), dtype=operand_dtype,
+          output_dtype=jnp.float32, dot_general=self.dot_general, name="logits_dense")(y)
     return nn.with_logical_constraint(logits, ("batch", "length", "vocab"))
 
 
-class Transformer(nn.Module):
-  """The T5 encoder-decoder; `__call__` returns float32 logits [batch, target_len, vocab]."""
+class Transformer(encdec.EncoderDecoder):
+  """The T5 encoder-decoder; `encode` / `decode` / `__call__` as `encdec.EncoderDecoder`
+  (`__call__` returns float32 logits [batch, target_len, vocab])."""
   config: T5Config
-  # Matmul used by every projection; e.g. a bf16 x bf16 -> f32 kernel for CPU.
-  dot_general: layers.DotGeneral = lax.dot_general
+  # Matmul used by every projection; None: the config's `matmul` (precision.MATMULS).
+  dot_general: Optional[layers.DotGeneral] = None
 
   def setup(self):
     cfg = self.config
+    dot_general = precision.dot_general_for(cfg.matmul, self.dot_general)
     self.token_embedder = layers.Embed(
         num_embeddings=cfg.vocab_size, features=cfg.emb_dim, dtype=cfg.activation_dtype)
-    self.encoder = Encoder(cfg, self.dot_general, shared_embedding=self.token_embedder)
-    self.decoder = Decoder(cfg, self.dot_general, shared_embedding=self.token_embedder)
-
-  def encode(self, encoder_input_tokens, encoder_segment_ids=None, encoder_positions=None,
-             enable_dropout=True):
-    """[batch, input_len] tokens -> [batch, input_len, embed] encodings."""
-    del encoder_positions  # relative positions come from the packed index
-    mask = layers.make_padding_mask(encoder_input_tokens, encoder_input_tokens)
-    if encoder_segment_ids is not None:
-      mask = layers.combine_masks(
-          mask, layers.make_segment_mask(encoder_segment_ids, encoder_segment_ids))
-    return self.encoder(encoder_input_tokens, mask, deterministic=not enable_dropout)
-
-  def decode(self, encoded, encoder_input_tokens, decoder_input_tokens, decoder_target_tokens,
-             encoder_segment_ids=None, decoder_segment_ids=None, decoder_positions=None,
-             enable_dropout=True, decode=False, max_decode_length=None):
-    """Decoder logits [batch, target_len, vocab]; `encoder_input_tokens` only gives masks.
-
-    With `decode=True` (autoregressive, with `mutable=["cache"]`) the decoder
-    self-attention is causal over the cache and target padding is ignored.
-    """
-    if decode:
-      if encoder_segment_ids is not None or decoder_segment_ids is not None:
-        raise ValueError("Packed inputs (segment ids) are not supported with decode=True")
-      decoder_mask = None  # the cache makes self-attention causal
-      query_valid = jnp.ones_like(decoder_input_tokens, dtype=bool)
-      cross_mask = layers.make_attention_mask(query_valid, encoder_input_tokens > 0)
-    else:
-      decoder_mask = layers.make_decoder_mask(decoder_target_tokens, decoder_segment_ids)
-      cross_mask = layers.make_padding_mask(decoder_target_tokens, encoder_input_tokens)
-      if encoder_segment_ids is not None:
-        if decoder_segment_ids is None:
-          raise ValueError("encoder_segment_ids given without decoder_segment_ids")
-        cross_mask = layers.combine_masks(
-            cross_mask, layers.make_segment_mask(decoder_segment_ids, encoder_segment_ids))
-    return self.decoder(
-        encoded, decoder_input_tokens, decoder_positions, decoder_mask, cross_mask,
-        deterministic=not enable_dropout, decode=decode, max_decode_length=max_decode_length)
-
-  def __call__(self, encoder_input_tokens, decoder_input_tokens, decoder_target_tokens,
-               encoder_segment_ids=None, decoder_segment_ids=None, encoder_positions=None,
-               decoder_positions=None, *, enable_dropout=True, decode=False,
-               max_decode_length=None):
-    """Teacher-forced logits; `decoder_input_tokens` are the targets shifted right."""
-    encoded = self.encode(encoder_input_tokens, encoder_segment_ids, encoder_positions,
-                          enable_dropout=enable_dropout)
-    return self.decode(encoded, encoder_input_tokens, decoder_input_tokens,
-                       decoder_target_tokens, encoder_segment_ids, decoder_segment_ids,
-                       decoder_positions, enable_dropout=enable_dropout, decode=decode,
-                       max_decode_length=max_decode_length)
+    self.encoder = Encoder(cfg, dot_general, shared_embedding=self.token_embedder)
+    self.decoder = Decoder(cfg, dot_general, shared_embedding=self.token_embedder)

@@ -1,0 +1,70 @@
+"""Running a stack of identical layers: plain, rematerialised, or one `nn.scan`.
+
+Every model family builds its encoder and decoder stacks through `run_layers`,
+so the options mean the same everywhere:
+
+* `remat_policy` (`REMAT_POLICIES`): what each layer keeps for the backward pass.
+  "none" keeps everything; "full" recomputes the whole layer; "dots" keeps
+  matmul outputs; "dots_no_batch" keeps only matmuls without batch dimensions
+  (the projections, not the attention scores). The loss is unchanged.
+* `scan_layers`: the layers become one `nn.scan` body. Parameters are stacked
+  on a leading axis (logical name `layers`) under `.../layers/...` instead of
+  `.../layers_{i}/...`; the decoder KV cache is stacked on axis 1, so every
+  cache leaf still leads with the batch (beam search relies on it).
+
+A layer class takes `(config, dot_general, scanned=...)` and, when `scanned`,
+returns `(output, None)` (the scan contract).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Optional
+
+import flax.linen as nn
+import jax
+
+REMAT_POLICIES: dict[str, Optional[Callable[..., bool]]] = {
+    "none": None,
+    "full": jax.checkpoint_policies.nothing_saveable,
+    "dots": jax.checkpoint_policies.checkpoint_dots,
+    "dots_no_batch": jax.checkpoint_policies.checkpoint_dots_with_no_batch_dims,
+}
+
+# Logical name of the stacked-layers axis of scanned parameters (never sharded
+# by the standard rules: a name without a rule maps to no mesh axis).
+LAYERS_AXIS = "layers"
+
+
+def check_remat_policy(policy: str, *, owner: str) -> None:
+  if policy not in REMAT_POLICIES:
+    raise ValueError(f"{owner}.remat_policy must be one of {sorted(REMAT_POLICIES)}, "
+                     f"got {policy!r}")
+
+
+def run_layers(layer_cls: type, config: Any, dot_general: Callable, num_layers: int,
+               x: jax.Array, *args, static_argnums: tuple[int, ...]) -> jax.Array:
+  """Applies `num_layers` layers to `x`; `args` go to every layer unchanged.
+
+  Must be called inside a compact method (the layers become its children).
+  `static_argnums` index the layer's positional arguments counting `self` as 0
+  (`x` is 1): Python values such as `deterministic` that remat must not trace.
+  """
+  cls = layer_cls
+  if config.remat_policy != "none":
+    cls = nn.remat(cls, policy=REMAT_POLICIES[config.remat_policy],
+                   static_argnums=static_argnums,
+                   # Inside a scan, CSE cannot undo the remat; outside, keep it from doing so.
+                   prevent_cse=not config.scan_layers)
+  if not config.scan_layers:
+    for i in range(num_layers):
+      x = cls(config, dot_general, name=f"layers_{i}")(x, *args)
+    return x
+  scanned = nn.scan(
+      cls,
+      variable_axes={"params": 0, "cache": 1},
+      split_rngs={"params": True, "dropout": True},
+      in_axes=(nn.broadcast,) * len(args),
+      length=num_layers,
+      metadata_params={nn.PARTITION_NAME: LAYERS_AXIS})
+  x, _ = scanned(config, dot_general, scanned=True, name="layers")(x, *args)
+  return x
