@@ -1,7 +1,7 @@
 """Log-likelihood of given targets under a model (perplexity, ranking candidates).
 
-One teacher-forced forward pass; the per-token log-probabilities come from the
-trainer's `losses.token_log_likelihoods`, so scoring and the training loss agree.
+One teacher-forced forward pass; `token_log_likelihoods` is also what the
+trainer's score step uses, so every perplexity in the project has one definition.
 """
 
 from __future__ import annotations
@@ -14,9 +14,16 @@ import jax
 import jax.numpy as jnp
 
 from prosocial_jax.models.decoding import as_variables
-from prosocial_jax.training.losses import token_log_likelihoods
 
 Array = jax.Array
+
+
+def token_log_likelihoods(logits: jax.Array, targets: jax.Array) -> jax.Array:
+  """log p(target_t | ...) per position. logits [b, t, v] -> [b, t] fp32."""
+  logits = logits.astype(jnp.float32)
+  log_z = jax.nn.logsumexp(logits, axis=-1)  # [b, t]
+  target_logits = jnp.take_along_axis(logits, targets[..., None], axis=-1)[..., 0]
+  return target_logits - log_z
 
 
 def shift_right(targets: Array, start_id: int = 0) -> Array:

@@ -6,13 +6,6 @@ import jax
 import jax.numpy as jnp
 
 
-def token_log_likelihoods(logits: jax.Array, targets: jax.Array) -> jax.Array:
-  """log p(target_t | ...) per position. logits [b, t, v] -> [b, t] fp32."""
-  logits = logits.astype(jnp.float32)
-  log_z = jax.nn.logsumexp(logits, axis=-1)  # [b, t]
-  target_logits = jnp.take_along_axis(logits, targets[..., None], axis=-1)[..., 0]
-  return target_logits - log_z
-
 
 def cross_entropy_loss(logits: jax.Array,
                        targets: jax.Array,

@@ -14,7 +14,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from prosocial_jax.training.losses import cross_entropy_loss, token_log_likelihoods
+from prosocial_jax.models.scoring import token_log_likelihoods
+from prosocial_jax.training.losses import cross_entropy_loss
 
 _PACKING_FEATURES = ("encoder_segment_ids", "decoder_segment_ids",
                      "encoder_positions", "decoder_positions")
