@@ -1,4 +1,4 @@
-"""Token-level losses and log-likelihoods (fp32, padding masked by weights)."""
+"""Token-level training losses (fp32, padding masked by weights)."""
 
 from __future__ import annotations
 
