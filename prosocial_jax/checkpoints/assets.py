@@ -36,15 +36,6 @@ def record_vocabulary(model_dir: str, vocab_path: str) -> str:
   return target
 
 
-def recorded_vocabulary_path(model_dir: str) -> str | None:
-  """The SentencePiece model recorded in MODEL_DIR, if any."""
-  target_dir = os.path.join(model_dir, VOCABULARY_DIR)
-  if not tf.io.gfile.isdir(target_dir):
-    return None
-  models = sorted(f for f in tf.io.gfile.listdir(target_dir) if f.endswith(".model"))
-  return os.path.join(target_dir, models[0]) if models else None
-
-
 def write_text(model_dir: str, name: str, text: str) -> str:
   path = os.path.join(model_dir, name)
   tf.io.gfile.makedirs(model_dir)

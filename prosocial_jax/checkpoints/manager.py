@@ -72,9 +72,6 @@ class Checkpointer:
   def latest_step(self) -> int | None:
     return self._manager.latest_step()
 
-  def all_steps(self) -> list[int]:
-    return list(self._manager.all_steps())
-
   def save(self, step: int, state, meta: Mapping[str, Any], *, input_iterator=None,
            force: bool = True) -> bool:
     items = dict(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(dict(meta)))

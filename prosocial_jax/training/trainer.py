@@ -125,9 +125,8 @@ def train(*,
   rules = logical_axis_rules()
   mesh = create_mesh(mesh_shape)
   module = build_module(model_config)
-  optimizer_tx = optimizer
   dummy = _dummy_batch(batch_size, task_feature_lengths)
-  abstract_state, shardings = state_shardings(module, optimizer_tx, dummy, mesh, rules)
+  abstract_state, shardings = state_shardings(module, optimizer, dummy, mesh, rules)
   data_sharding = batch_sharding(mesh, rules)
 
   vocab_path = _vocabulary_path(mixture_or_task_name)
@@ -161,7 +160,7 @@ def train(*,
     state = checkpointer.restore(latest, abstract_target(abstract_state, shardings))
     logger.info("Resumed from %s at step %d.", model_dir, latest)
   else:
-    state = init_train_state(module, optimizer_tx, dummy, jax.random.key(seed), mesh, rules)
+    state = init_train_state(module, optimizer, dummy, jax.random.key(seed), mesh, rules)
     logger.info("Initialised a new model: %s parameters on a %s mesh.",
                 f"{param_count(state.params):,}", dict(mesh.shape))
     if vocab_path:
@@ -169,7 +168,7 @@ def train(*,
   write_text(model_dir, "config.gin", gin.config_str())
 
   train_step = jax.jit(
-      make_train_step(module, optimizer_tx, z_loss=z_loss,
+      make_train_step(module, optimizer, z_loss=z_loss,
                       label_smoothing=label_smoothing,
                       learning_rate_fn=learning_rate_fn),
       in_shardings=(shardings, data_sharding, replicated(mesh)),
