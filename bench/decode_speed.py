@@ -1,13 +1,16 @@
 #!/usr/bin/env python
 """Greedy decoding speed of our T5 (jitted, KV cache): the side facing the HF peer.
 
-  python bench/decode_speed.py --size small --batch 8 --inputs-len 128 --new-tokens 32 --reps 5
+  python bench/decode_speed.py --size small --batch 8 --inputs-len 128 --new-tokens 32 --reps 5 \
+      [--weights int8]
 
 Same protocol as ../shared/bench/hf_t5_generate.py: a randomly initialised model
 (T5X initialisers), random input tokens, every row decodes exactly --new-tokens
 tokens (no EOS can end a row: eos_id=-1), wall time per generate call (after
 --warmup calls; compile excluded), new tokens/s = batch * new_tokens / median.
 Also times the encoder alone, so the per-step decoder latency can be derived.
+`--weights` packs the decoder-step weights once before timing (`models.packed`,
+as an evaluation does once per run; the time it takes is reported as pack_s).
 Prints one `RESULT {json}` line.
 """
 import argparse
@@ -33,10 +36,13 @@ def main():
   p.add_argument("--matmul", choices=["xla", "bf16_fast"], default="xla")
   p.add_argument("--step-dtype", choices=["float32", "bfloat16"], default=None,
                  help="decoder-step precision (greedy_decode's step_dtype); default: the model's")
+  p.add_argument("--weights", choices=["float32", "bfloat16", "int8"], default=None,
+                 help="pack the decoder-step weights in this format (default: plain weights)")
   p.add_argument("--seed", type=int, default=0)
   args = p.parse_args()
 
   from prosocial_jax.models import decoding
+  from prosocial_jax.models.packed import pack_params
   from prosocial_jax.models.registry import build_module
   from prosocial_jax.models.t5 import t5_1_0_config, t5_1_1_config
 
@@ -53,8 +59,14 @@ def main():
   params = jax.block_until_ready(jax.tree.map(np.asarray, nn_unbox(params)))
   init_s = time.perf_counter() - t0
 
+  step_params, pack_s = None, 0.0
+  if args.weights:
+    t0 = time.perf_counter()
+    step_params = jax.block_until_ready(
+        jax.jit(pack_params, static_argnums=1)(params, args.weights))
+    pack_s = time.perf_counter() - t0
   gen = lambda: decoding.greedy_decode(module, params, tokens, max_decode_length=N, eos_id=-1,
-                                       step_dtype=args.step_dtype)
+                                       step_dtype=args.step_dtype, step_params=step_params)
   enc = jax.jit(lambda p, t: module.apply({"params": p}, t, enable_dropout=False,
                                           method="encode"))
   t0 = time.perf_counter()
@@ -75,7 +87,8 @@ def main():
   med, enc_med = statistics.median(ts), statistics.median(te)
   res = dict(
       framework="jax", jax=jax.__version__, family=args.family, size=args.size, dtype=args.dtype,
-      matmul=args.matmul, step_dtype=args.step_dtype or args.dtype, batch=B, inputs_len=Li,
+      matmul=args.matmul, step_dtype=args.step_dtype or args.dtype,
+      weights=args.weights or "plain", pack_s=round(pack_s, 2), batch=B, inputs_len=Li,
       new_tokens=N, reps=args.reps,
       init_s=round(init_s, 2), first_call_s=round(compile_s, 2),
       gen_s_min=round(min(ts), 4), gen_s_median=round(med, 4), gen_s_all=[round(t, 4) for t in ts],
@@ -84,6 +97,7 @@ def main():
       decode_ms_per_step_median=round((med - enc_med) / N * 1e3, 2))
   print("RESULT " + json.dumps(res), flush=True)
   print(f"{args.family}-{args.size} {args.dtype}/{args.matmul} steps {res['step_dtype']} "
+        f"weights {res['weights']} "
         f"B={B} Li={Li} new={N}: generate min/med {min(ts):.3f}/{med:.3f} s, "
         f"{B * N / med:.1f} new tok/s, encoder {enc_med * 1e3:.1f} ms, "
         f"~{res['decode_ms_per_step_median']:.1f} ms/decode step")

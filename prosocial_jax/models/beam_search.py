@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from prosocial_jax.models.decoding import (cast_params_for_decoding, decode_step, init_decode_cache,
+from prosocial_jax.models.decoding import (decode_step, init_decode_cache, resolve_step_params,
                                            step_module_for)
 
 Array = jax.Array
@@ -67,13 +67,13 @@ class _BeamState(NamedTuple):
                                              "step_dtype"))
 def beam_search(module: nn.Module, params: PyTree, encoder_input_tokens: Array, *,
                 beam_size: int, max_decode_length: int, alpha: float = 0.6, eos_id: int = 1,
-                decoder_start_id: int = 0,
-                step_dtype: Optional[str] = None) -> tuple[Array, Array]:
+                decoder_start_id: int = 0, step_dtype: Optional[str] = None,
+                step_params: Optional[PyTree] = None) -> tuple[Array, Array]:
   """Beam search decoding.
 
   Args:
     module, params, encoder_input_tokens, max_decode_length, eos_id,
-      decoder_start_id, step_dtype: as `decoding.greedy_decode`.
+      decoder_start_id, step_dtype, step_params: as `decoding.greedy_decode`.
     beam_size: beams per row (static).
     alpha: length-penalty exponent (traced); 0 ranks by plain log-likelihood.
 
@@ -86,7 +86,7 @@ def beam_search(module: nn.Module, params: PyTree, encoder_input_tokens: Array, 
   step_module = step_module_for(module, step_dtype)
   encoded, cache = init_decode_cache(module, params, encoder_input_tokens,
                                      max_decode_length=length, step_module=step_module)
-  params = cast_params_for_decoding(step_module, params)
+  params = resolve_step_params(step_module, params, step_params)
   tile = lambda x: x if x.ndim == 0 else jnp.repeat(x, k, axis=0)  # row-major: [b0 beams, b1...]
   encoded, enc_tokens, cache = tile(encoded), tile(encoder_input_tokens), jax.tree.map(tile, cache)
   step_fn = functools.partial(decode_step, step_module, params, encoded=encoded,

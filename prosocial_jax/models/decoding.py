@@ -55,6 +55,16 @@ def cast_params_for_decoding(module: nn.Module, params: PyTree) -> PyTree:
   return jax.tree_util.tree_map_with_path(cast, nn.unbox(params))
 
 
+def resolve_step_params(step_module: nn.Module, params: PyTree,
+                        step_params: Optional[PyTree]) -> PyTree:
+  """The weights the decoder steps read: `step_params` when given (e.g.
+  `packed.pack_params(params, "int8")`, made once and reused across calls),
+  else `params` cast for `step_module`."""
+  if step_params is not None:
+    return nn.unbox(step_params)
+  return cast_params_for_decoding(step_module, params)
+
+
 def step_module_for(module: nn.Module, step_dtype: Optional[str]) -> nn.Module:
   """The module the decoder steps run: `module` itself, or a copy whose config has
   activation dtype `step_dtype` ("bfloat16" also selects the `bf16_fast` matmul).
@@ -117,7 +127,8 @@ class _LoopState(NamedTuple):
 
 def _decode_loop(module: nn.Module, params: PyTree, encoder_input_tokens: Array,
                  choose: Callable[[Array, Array], Array], *, max_decode_length: int,
-                 eos_id, decoder_start_id, step_dtype: Optional[str]):
+                 eos_id, decoder_start_id, step_dtype: Optional[str],
+                 step_params: Optional[PyTree]):
   """One token per step, `choose(logits [batch, vocab], step) -> [batch]`, until every
   row has emitted EOS or `max_decode_length` tokens. Returns (tokens, steps run)."""
   batch = encoder_input_tokens.shape[0]
@@ -125,7 +136,7 @@ def _decode_loop(module: nn.Module, params: PyTree, encoder_input_tokens: Array,
   encoded, cache = init_decode_cache(module, params, encoder_input_tokens,
                                      max_decode_length=max_decode_length,
                                      step_module=step_module)
-  params = cast_params_for_decoding(step_module, params)
+  params = resolve_step_params(step_module, params, step_params)
   step_fn = functools.partial(decode_step, step_module, params, encoded=encoded,
                               encoder_input_tokens=encoder_input_tokens,
                               max_decode_length=max_decode_length)
@@ -154,7 +165,8 @@ def _decode_loop(module: nn.Module, params: PyTree, encoder_input_tokens: Array,
                                              "step_dtype"))
 def greedy_decode(module: nn.Module, params: PyTree, encoder_input_tokens: Array, *,
                   max_decode_length: int, eos_id: int = 1, decoder_start_id: int = 0,
-                  return_num_steps: bool = False, step_dtype: Optional[str] = None):
+                  return_num_steps: bool = False, step_dtype: Optional[str] = None,
+                  step_params: Optional[PyTree] = None):
   """Greedy (argmax) decoding, jitted.
 
   `module`, `max_decode_length` and `return_num_steps` are static (a new value
@@ -171,6 +183,9 @@ def greedy_decode(module: nn.Module, params: PyTree, encoder_input_tokens: Array
     return_num_steps: also return the number of decoder steps run.
     step_dtype: run the decoder steps in this activation dtype (e.g. "bfloat16":
       bf16 weights, see `step_module_for`); None: the model's own.
+    step_params: the weights the decoder steps read instead of `params`, e.g.
+      `packed.pack_params(params, "int8")` (packed once, passed to every call;
+      the encoder and the cross-attention keys/values still use `params`).
 
   Returns:
     tokens [batch, max_decode_length] int32 (0 after a row's EOS), and with
@@ -179,7 +194,8 @@ def greedy_decode(module: nn.Module, params: PyTree, encoder_input_tokens: Array
   tokens, steps = _decode_loop(module, params, encoder_input_tokens,
                                lambda logits, step: jnp.argmax(logits, axis=-1),
                                max_decode_length=max_decode_length, eos_id=eos_id,
-                               decoder_start_id=decoder_start_id, step_dtype=step_dtype)
+                               decoder_start_id=decoder_start_id, step_dtype=step_dtype,
+                               step_params=step_params)
   return (tokens, steps) if return_num_steps else tokens
 
 
@@ -206,7 +222,8 @@ def filter_logits(logits: Array, *, top_k: int = 0, top_p: float = 1.0) -> Array
 def sample_decode(module: nn.Module, params: PyTree, encoder_input_tokens: Array, rng: Array, *,
                   max_decode_length: int, temperature: float = 1.0, top_k: int = 0,
                   top_p: float = 1.0, eos_id: int = 1, decoder_start_id: int = 0,
-                  return_num_steps: bool = False, step_dtype: Optional[str] = None):
+                  return_num_steps: bool = False, step_dtype: Optional[str] = None,
+                  step_params: Optional[PyTree] = None):
   """Ancestral sampling with temperature, top-k and top-p (nucleus) filtering, jitted.
 
   Same contract as `greedy_decode`, plus: `rng` (a `jax.random.key`; the same
@@ -219,5 +236,6 @@ def sample_decode(module: nn.Module, params: PyTree, encoder_input_tokens: Array
 
   tokens, steps = _decode_loop(module, params, encoder_input_tokens, choose,
                                max_decode_length=max_decode_length, eos_id=eos_id,
-                               decoder_start_id=decoder_start_id, step_dtype=step_dtype)
+                               decoder_start_id=decoder_start_id, step_dtype=step_dtype,
+                               step_params=step_params)
   return (tokens, steps) if return_num_steps else tokens

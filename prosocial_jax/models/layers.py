@@ -22,6 +22,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from prosocial_jax.models.packed import PackedKernel
+
 Array = jax.Array
 DType = Any
 Initializer = Callable[..., Array]
@@ -49,6 +51,10 @@ class DenseGeneral(nn.Module):
   checkpoints (e.g. attention query [embed, heads*head_dim]); it is reshaped at
   use. The bias, when present, is [prod(features)] with the kernel's output axis
   name. Only trailing, contiguous input axes are supported.
+
+  For inference the kernel may be a `packed.PackedKernel` (from
+  `packed.pack_params`): it is then multiplied as it is stored ([out, in],
+  possibly bf16 or int8) instead of through `dot_general`.
   """
   features: int | Sequence[int]
   kernel_axes: tuple[str, str]  # logical names of the 2-D kernel; no default on purpose
@@ -69,13 +75,20 @@ class DenseGeneral(nn.Module):
     batch_shape = inputs.shape[:axes[0]]
     in_dim = int(np.prod([inputs.shape[a] for a in axes]))
     out_dim = int(np.prod(features))
-    kernel = self.param(
-        "kernel", nn.with_logical_partitioning(self.kernel_init, self.kernel_axes),
-        (in_dim, out_dim), jnp.float32)
     x = jnp.asarray(inputs, self.dtype).reshape(batch_shape + (in_dim,))
-    kwargs = {} if self.output_dtype is None else {"preferred_element_type": self.output_dtype}
-    y = self.dot_general(x, jnp.asarray(kernel, self.dtype),
-                         (((x.ndim - 1,), (0,)), ((), ())), **kwargs)
+    packed = self.get_variable("params", "kernel") if self.has_variable("params", "kernel") else None
+    if isinstance(packed, PackedKernel):  # inference weights from `packed.pack_params`
+      if (packed.in_features, packed.out_features) != (in_dim, out_dim):
+        raise ValueError(f"{self.name}: packed kernel is [{packed.out_features}, "
+                         f"{packed.in_features}], expected [{out_dim}, {in_dim}]")
+      y = packed.project(x, self.output_dtype or self.dtype)
+    else:
+      kernel = self.param(
+          "kernel", nn.with_logical_partitioning(self.kernel_init, self.kernel_axes),
+          (in_dim, out_dim), jnp.float32)
+      kwargs = {} if self.output_dtype is None else {"preferred_element_type": self.output_dtype}
+      y = self.dot_general(x, jnp.asarray(kernel, self.dtype),
+                           (((x.ndim - 1,), (0,)), ((), ())), **kwargs)
     if self.use_bias:
       bias = self.param("bias", nn.with_logical_partitioning(nn.initializers.zeros,
                                                              (self.kernel_axes[1],)),

@@ -24,6 +24,7 @@ from prosocial_jax.checkpoints.assets import record_vocabulary, vocabulary_recor
 from prosocial_jax.checkpoints.manager import Checkpointer, check_compatible, param_shapes
 from prosocial_jax.evaluation.evaluator import SeqioEvaluation, eval_log_dir
 from prosocial_jax.evaluation.run import evaluate
+from prosocial_jax.models.packed import WEIGHT_FORMATS
 from prosocial_jax.models.registry import build_module, config_to_dict
 from prosocial_jax.partitioning import (MeshShape, batch_sharding, create_mesh,
                                         logical_axis_rules)
@@ -112,8 +113,12 @@ def train(*,
           eval_at_end: bool = True,
           eval_split: str = "validation",
           eval_batch_size: int | None = None,
+          eval_decode_weights: str | None = None,
           resume: bool = True) -> TrainResult:
   """Trains `model_config` on a SeqIO task or mixture; resumes from MODEL_DIR."""
+  if eval_decode_weights is not None and eval_decode_weights not in WEIGHT_FORMATS:
+    raise ValueError(f"train.eval_decode_weights must be one of {WEIGHT_FORMATS} or None, "
+                     f"got {eval_decode_weights!r}")
   input_pipeline.configure_tensorflow()
   model_dir = absolute_model_dir(model_dir)
   if mixture_or_task_module:
@@ -205,7 +210,8 @@ def train(*,
   eval_metrics = {}
   if evaluation is not None:
     eval_metrics = evaluate(module, state.params, mesh, rules, evaluation,
-                            step=max(start_step, train_steps))
+                            step=max(start_step, train_steps),
+                            decode_weights=eval_decode_weights)
     for task, values in eval_metrics.items():
       writer.write(max(start_step, train_steps), {f"eval/{task}/{k}": v for k, v in values.items()})
   writer.close()
