@@ -2,7 +2,7 @@
 """Greedy decoding speed of our T5 (jitted, KV cache): the side facing the HF peer.
 
   python bench/decode_speed.py --size small --batch 8 --inputs-len 128 --new-tokens 32 --reps 5 \
-      [--weights int8]
+      [--weights plain float32 bfloat16 int8]
 
 Same protocol as ../shared/bench/hf_t5_generate.py: a randomly initialised model
 (T5X initialisers), random input tokens, every row decodes exactly --new-tokens
@@ -10,7 +10,8 @@ tokens (no EOS can end a row: eos_id=-1), wall time per generate call (after
 --warmup calls; compile excluded), new tokens/s = batch * new_tokens / median.
 Also times the encoder alone, so the per-step decoder latency can be derived.
 `--weights` packs the decoder-step weights once before timing (`models.packed`,
-as an evaluation does once per run; the time it takes is reported as pack_s).
+as an evaluation does once per run; the time it takes is reported as pack_s);
+several formats are timed one after the other on the same model, a RESULT line each.
 Prints one `RESULT {json}` line.
 """
 import argparse
@@ -36,20 +37,19 @@ def main():
   p.add_argument("--matmul", choices=["xla", "bf16_fast"], default="xla")
   p.add_argument("--step-dtype", choices=["float32", "bfloat16"], default=None,
                  help="decoder-step precision (greedy_decode's step_dtype); default: the model's")
-  p.add_argument("--weights", choices=["float32", "bfloat16", "int8"], default=None,
-                 help="pack the decoder-step weights in this format (default: plain weights)")
+  p.add_argument("--weights", nargs="+", default=["plain"],
+                 choices=["plain", "float32", "bfloat16", "int8"],
+                 help="decoder-step weights: plain, or packed in these formats (one run each)")
   p.add_argument("--seed", type=int, default=0)
   args = p.parse_args()
 
-  from prosocial_jax.models import decoding
-  from prosocial_jax.models.packed import pack_params
   from prosocial_jax.models.registry import build_module
   from prosocial_jax.models.t5 import t5_1_0_config, t5_1_1_config
 
   make = t5_1_1_config if args.family == "t5_1_1" else t5_1_0_config
   cfg = make(args.size, vocab_size=32128, dtype=args.dtype, matmul=args.matmul)
   module = build_module(cfg)
-  B, Li, N = args.batch, args.inputs_len, args.new_tokens
+  B, Li = args.batch, args.inputs_len
   tokens = jax.random.randint(jax.random.key(args.seed + 1), (B, Li), 2, cfg.vocab_size,
                               dtype=jnp.int32)
   t0 = time.perf_counter()
@@ -59,16 +59,25 @@ def main():
   params = jax.block_until_ready(jax.tree.map(np.asarray, nn_unbox(params)))
   init_s = time.perf_counter() - t0
 
+  enc = jax.jit(lambda p, t: module.apply({"params": p}, t, enable_dropout=False,
+                                          method="encode"))
+  for weights in args.weights:
+    time_generate(args, module, params, tokens, enc, weights, init_s)
+
+
+def time_generate(args, module, params, tokens, enc, weights, init_s):
+  from prosocial_jax.models import decoding
+  from prosocial_jax.models.packed import pack_params
+
+  B, Li = tokens.shape
+  N = args.new_tokens
   step_params, pack_s = None, 0.0
-  if args.weights:
+  if weights != "plain":
     t0 = time.perf_counter()
-    step_params = jax.block_until_ready(
-        jax.jit(pack_params, static_argnums=1)(params, args.weights))
+    step_params = jax.block_until_ready(jax.jit(pack_params, static_argnums=1)(params, weights))
     pack_s = time.perf_counter() - t0
   gen = lambda: decoding.greedy_decode(module, params, tokens, max_decode_length=N, eos_id=-1,
                                        step_dtype=args.step_dtype, step_params=step_params)
-  enc = jax.jit(lambda p, t: module.apply({"params": p}, t, enable_dropout=False,
-                                          method="encode"))
   t0 = time.perf_counter()
   out = jax.block_until_ready(gen())
   compile_s = time.perf_counter() - t0
@@ -88,7 +97,7 @@ def main():
   res = dict(
       framework="jax", jax=jax.__version__, family=args.family, size=args.size, dtype=args.dtype,
       matmul=args.matmul, step_dtype=args.step_dtype or args.dtype,
-      weights=args.weights or "plain", pack_s=round(pack_s, 2), batch=B, inputs_len=Li,
+      weights=weights, pack_s=round(pack_s, 2), batch=B, inputs_len=Li,
       new_tokens=N, reps=args.reps,
       init_s=round(init_s, 2), first_call_s=round(compile_s, 2),
       gen_s_min=round(min(ts), 4), gen_s_median=round(med, 4), gen_s_all=[round(t, 4) for t in ts],

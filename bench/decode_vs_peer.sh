@@ -16,9 +16,7 @@ ARGS="--size small --batch 8 --inputs-len 128 --new-tokens 32 --reps 5"
 for round in $(seq "$ROUNDS"); do
   echo "# round $round load: $(cut -d' ' -f1-3 /proc/loadavg)"
   "$PEER_PY" "$PEER_DIR/hf_t5_generate.py" $ARGS 2>/dev/null | grep '^RESULT'
-  "$PY" "$HERE/decode_speed.py" $ARGS 2>/dev/null | grep '^RESULT'
-  for weights in float32 bfloat16 int8; do
-    "$PY" "$HERE/decode_speed.py" $ARGS --weights $weights 2>/dev/null | grep '^RESULT'
-  done
+  "$PY" "$HERE/decode_speed.py" $ARGS --weights plain float32 bfloat16 int8 2>/dev/null \
+    | grep '^RESULT'
 done
 echo "# end load: $(cut -d' ' -f1-3 /proc/loadavg)"
