@@ -97,6 +97,7 @@ def test_pack_params_packs_kernels_only(t5):
   # Packing a packed tree changes nothing (kernels are already PackedKernel).
   again = pack_params(packed, "int8")
   assert jax.tree.structure(again) == jax.tree.structure(packed)
+  jax.tree.map(np.testing.assert_array_equal, again, packed)
 
 
 @pytest.mark.parametrize("weights,tolerance", [("float32", 1e-5), ("bfloat16", 0.03),
