@@ -15,6 +15,7 @@ several formats are timed one after the other on the same model, a RESULT line e
 Prints one `RESULT {json}` line.
 """
 import argparse
+import functools
 import json
 import statistics
 import time
@@ -74,7 +75,9 @@ def time_generate(args, module, params, tokens, enc, weights, init_s):
   step_params, pack_s = None, 0.0
   if weights != "plain":
     t0 = time.perf_counter()
-    step_params = jax.block_until_ready(jax.jit(pack_params, static_argnums=1)(params, weights))
+    pack = functools.partial(pack_params, weights=weights,
+                             tied_output_embedding=module.tied_output_embedding)
+    step_params = jax.block_until_ready(jax.jit(pack)(params))
     pack_s = time.perf_counter() - t0
   gen = lambda: decoding.greedy_decode(module, params, tokens, max_decode_length=N, eos_id=-1,
                                        step_dtype=args.step_dtype, step_params=step_params)

@@ -37,7 +37,9 @@ def evaluate(module, params, mesh, rules, evaluation: SeqioEvaluation, *, step=N
   step_params = None
   if decode_weights is not None:
     with mesh, nn.logical_axis_rules(rules):
-      step_params = jax.jit(pack_params, static_argnums=1)(params, decode_weights)
+      step_params = jax.jit(functools.partial(
+          pack_params, weights=decode_weights,
+          tied_output_embedding=module.tied_output_embedding))(params)
 
   def on_mesh(batch):
     return {k: jax.device_put(v, data_sharding) for k, v in batch.items()}

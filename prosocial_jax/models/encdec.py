@@ -21,6 +21,12 @@ class EncoderDecoder(nn.Module):
   deterministic=, decode=, max_decode_length=)`.
   """
 
+  @property
+  def tied_output_embedding(self):
+    """Name of the top-level `Embed` whose table is also the output layer (tied
+    logits), or None: what `packed.pack_params` needs to pack that layer too."""
+    return None
+
   def encode(self, encoder_input_tokens, encoder_segment_ids=None, encoder_positions=None,
              enable_dropout=True):
     """[batch, input_len] tokens (0 = padding) -> [batch, input_len, embed] encodings."""

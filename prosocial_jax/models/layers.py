@@ -129,7 +129,16 @@ class Embed(nn.Module):
   def attend(self, query: Array, *, dtype: DType = jnp.float32,
              dot_general: DotGeneral = lax.dot_general) -> Array:
     """[..., embed] -> [..., vocab] float32 logits; operands in `dtype`
-    (float32 by default; bf16 with a matmul that accumulates in float32)."""
+    (float32 by default; bf16 with a matmul that accumulates in float32), or
+    those of a packed `attend_kernel` beside the table (inference only)."""
+    packed = (self.get_variable("params", "attend_kernel")
+              if self.has_variable("params", "attend_kernel") else None)
+    if isinstance(packed, PackedKernel):  # from `packed.pack_params(tied_output_embedding=)`
+      if (packed.out_features, packed.in_features) != (self.num_embeddings, self.features):
+        raise ValueError(f"{self.name}: packed attend_kernel is [{packed.out_features}, "
+                         f"{packed.in_features}], expected [{self.num_embeddings}, "
+                         f"{self.features}]")
+      return packed.project(query, jnp.float32)
     q = jnp.asarray(query, dtype)
     table_t = jnp.asarray(self.embedding, dtype).T  # [embed, vocab]
     return dot_general(q, table_t, (((q.ndim - 1,), (0,)), ((), ())),

@@ -19,7 +19,11 @@ weight stream proportionally faster. `pack_params` therefore rewrites every
   Outputs differ from float32 by the rounding error (measured in bench/README.md).
 
 `layers.DenseGeneral` multiplies by a `PackedKernel` it finds in place of its
-kernel; nothing else in the model changes. Training never sees packed kernels.
+kernel; nothing else in the model changes. A tied output layer (T5 v1.0, Prost:
+logits = x @ embedding.T) is packed too when `pack_params` is told the embedding's
+name: the table is already [out = vocab, in = embed], and the packed copy sits
+beside it as `attend_kernel`, read by `layers.Embed.attend` (token lookups keep the
+float32 table). Training never sees packed kernels.
 """
 
 from __future__ import annotations
@@ -79,9 +83,15 @@ class PackedKernel:
 
 def pack_kernel(kernel: Array, weights: str) -> PackedKernel:
   """[..., in, out] kernel -> PackedKernel [..., out, in] in format `weights`."""
+  return pack_rows(jnp.swapaxes(jnp.asarray(kernel, jnp.float32), -1, -2), weights)
+
+
+def pack_rows(values: Array, weights: str) -> PackedKernel:
+  """A matrix already stored [..., out, in] (e.g. an embedding table used as the
+  output layer) -> PackedKernel in format `weights`."""
   if weights not in WEIGHT_FORMATS:
     raise ValueError(f"weights must be one of {WEIGHT_FORMATS}, got {weights!r}")
-  values = jnp.swapaxes(jnp.asarray(kernel, jnp.float32), -1, -2)  # [..., out, in]
+  values = jnp.asarray(values, jnp.float32)
   if weights != "int8":
     return PackedKernel(values.astype(weights))
   scale = jnp.max(jnp.abs(values), axis=-1) / _INT8_MAX  # [..., out]
@@ -90,14 +100,31 @@ def pack_kernel(kernel: Array, weights: str) -> PackedKernel:
   return PackedKernel(q, scale)
 
 
-def pack_params(params: PyTree, weights: str) -> PyTree:
+def pack_params(params: PyTree, weights: str, *,
+                tied_output_embedding: Optional[str] = None) -> PyTree:
   """Every `kernel` leaf of `params` (boxed or not) as a `PackedKernel`; embeddings,
   norms and biases unchanged. Run it once per set of weights (e.g. inside the
-  jitted decode function, before the loop)."""
+  jitted decode function, before the loop).
+
+  `tied_output_embedding`: the top-level module whose `embedding` is also the
+  output layer (the model's `tied_output_embedding`, e.g. "token_embedder" for
+  T5 v1.0; None when the output layer is its own kernel). Its packed copy is
+  added as `attend_kernel` beside the table.
+  """
   if weights not in WEIGHT_FORMATS:
     raise ValueError(f"weights must be one of {WEIGHT_FORMATS}, got {weights!r}")
 
   def pack(path, leaf):
     name = getattr(path[-1], "key", None)
     return pack_kernel(leaf, weights) if name == "kernel" and leaf.ndim >= 2 else leaf
-  return jax.tree_util.tree_map_with_path(pack, nn.unbox(params))
+  packed = jax.tree_util.tree_map_with_path(pack, nn.unbox(params))
+  if tied_output_embedding is not None:
+    embedder = packed.get(tied_output_embedding)
+    if not isinstance(embedder, dict) or "embedding" not in embedder:
+      raise ValueError(f"tied_output_embedding={tied_output_embedding!r}: params have no "
+                       f"'{tied_output_embedding}/embedding' (top level: {sorted(packed)})")
+    if "attend_kernel" not in embedder:  # packing a packed tree changes nothing
+      packed = dict(packed)
+      packed[tied_output_embedding] = dict(
+          embedder, attend_kernel=pack_rows(embedder["embedding"], weights))
+  return packed

@@ -50,7 +50,9 @@ def prefix_logits(model, params, weights, enc):
                              encoder_input_tokens=enc, decoder_tokens=dec_in,
                              max_decode_length=MAX_LEN)
     return step(params)[0], step(step_params)[0]
-  return run(params, weights if not isinstance(weights, str) else pack_params(params, weights))
+  if isinstance(weights, str):
+    weights = pack_params(params, weights, tied_output_embedding=model.tied_output_embedding)
+  return run(params, weights)
 
 
 def test_pack_kernel_layouts_and_errors():
@@ -115,10 +117,14 @@ def test_packed_steps_match_the_plain_model(t5, weights, tolerance):
     np.testing.assert_array_equal(a, b)
 
 
+MAKE_T5_1_0 = lambda: Transformer(t5_1_0_config("small", **SMALL))  # tied, scaled logits
+MAKE_PROST = lambda: ProstTransformer(prost_config("tiny", max_positions=16, **SMALL))  # biases
+
+
 @pytest.mark.parametrize("make", [
-    lambda: Transformer(t5_1_0_config("small", **SMALL)),                     # tied logits
+    MAKE_T5_1_0,
     lambda: Transformer(t5_1_1_config("tiny", scan_layers=True, **SMALL)),    # stacked kernels
-    lambda: ProstTransformer(prost_config("tiny", max_positions=16, **SMALL)),  # biases
+    MAKE_PROST,
 ], ids=["t5_1_0", "t5_1_1_scan", "prost"])
 def test_packed_float32_is_exact_for_every_family(make, t5):
   _, _, enc = t5
@@ -126,6 +132,45 @@ def test_packed_float32_is_exact_for_every_family(make, t5):
   params = init_params(model)
   plain, packed = prefix_logits(model, params, "float32", enc)
   np.testing.assert_allclose(packed, plain, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("make,name", [(MAKE_T5_1_0, "token_embedder"), (MAKE_PROST, "shared")],
+                         ids=["t5_1_0", "prost"])
+def test_tied_output_layer_is_packed_and_used(make, name, t5):
+  _, _, enc = t5
+  model = make()
+  assert model.tied_output_embedding == name
+  params = init_params(model)
+  packed = pack_params(params, "int8", tied_output_embedding=name)
+  attend = packed[name]["attend_kernel"]
+  assert attend.values.dtype == jnp.int8 and attend.values.shape == (VOCAB, 32)
+  np.testing.assert_array_equal(packed[name]["embedding"], params[name]["embedding"])
+  plain, quantized = prefix_logits(model, params, packed, enc)
+  diff = float(jnp.max(jnp.abs(quantized - plain)))
+  assert 0 < diff < 0.05 * float(jnp.max(jnp.abs(plain))), diff
+  # The decoder reads the packed copy, not the table: zeroing it zeroes the logits.
+  zeroed = dict(packed)
+  zeroed[name] = dict(packed[name], attend_kernel=PackedKernel(
+      jnp.zeros_like(attend.values), attend.scale))
+  assert float(jnp.max(jnp.abs(prefix_logits(model, params, zeroed, enc)[1]))) == 0.0
+  # Packing again keeps the packed copy as it is.
+  again = pack_params(packed, "int8", tied_output_embedding=name)
+  jax.tree.map(np.testing.assert_array_equal, again, packed)
+
+
+def test_tied_output_errors_name_the_embedding(t5):
+  _, _, enc = t5
+  model = MAKE_T5_1_0()
+  params = init_params(model)
+  with pytest.raises(ValueError, match=r"tied_output_embedding='shared': params have no "
+                                       r"'shared/embedding'"):
+    pack_params(params, "int8", tied_output_embedding="shared")
+  wrong = pack_params(params, "float32", tied_output_embedding="token_embedder")
+  wrong["token_embedder"] = dict(wrong["token_embedder"],
+                                 attend_kernel=pack_kernel(jnp.ones((31, VOCAB)), "float32"))
+  with pytest.raises(ValueError, match=r"token_embedder: packed attend_kernel is \[64, 31\], "
+                                       r"expected \[64, 32\]"):
+    prefix_logits(model, params, wrong, enc)
 
 
 def test_beam_search_and_sampling_take_step_params(t5):

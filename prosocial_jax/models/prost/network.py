@@ -217,6 +217,9 @@ class Transformer(encdec.EncoderDecoder):
   # Matmul used by every projection; None: the config's `matmul` (precision.MATMULS).
   dot_general: Optional[layers.DotGeneral] = None
 
+  # The output layer is always the shared embedding (BlenderBot ties them).
+  tied_output_embedding = "shared"
+
   def setup(self):
     cfg = self.config
     dot_general = precision.dot_general_for(cfg.matmul, self.dot_general)

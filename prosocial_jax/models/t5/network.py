@@ -193,6 +193,10 @@ class Transformer(encdec.EncoderDecoder):
   # Matmul used by every projection; None: the config's `matmul` (precision.MATMULS).
   dot_general: Optional[layers.DotGeneral] = None
 
+  @property
+  def tied_output_embedding(self):
+    return "token_embedder" if self.config.logits_via_embedding else None
+
   def setup(self):
     cfg = self.config
     dot_general = precision.dot_general_for(cfg.matmul, self.dot_general)
