@@ -42,12 +42,15 @@ def test_quickstart_trains_evaluates_checkpoints_and_resumes(tmp_path):
   assert glob.glob(str(model_dir / "train" / "events.out.tfevents.*"))
   assert (model_dir / "inference_eval" / "prosocial_dialog_canary-metrics.jsonl").exists()
 
+  # Resumes, then evaluates with int8-packed decoder-step weights.
   second = _train(model_dir, "--gin.TRAIN_STEPS=6", "--gin.train.log_every=2",
-                  "--gin.train.checkpoint_every=2", "--gin.train.eval_at_end=False")
+                  "--gin.train.checkpoint_every=2", "--gin.train.eval_decode_weights='int8'")
   assert f"Resumed from {model_dir} at step 4." in second.stdout
   assert "replaying" not in second.stdout  # restored the iterator instead
   assert "step 6/6" in second.stdout and "step 2/6" not in second.stdout
   assert (model_dir / "checkpoint_6").exists()
+  assert "(decoder steps with int8 weights)" in second.stdout
+  assert "eval prosocial_dialog_canary/validation:" in second.stdout
 
   other_shape = _train(model_dir, "--gin.TRAIN_STEPS=8", "--gin.t5_1_1_config.emb_dim=64",
                        check=False)
