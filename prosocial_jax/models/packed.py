@@ -29,6 +29,7 @@ float32 table). Training never sees packed kernels.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from typing import Any, Optional
 
 import flax.linen as nn
@@ -120,7 +121,7 @@ def pack_params(params: PyTree, weights: str, *,
   packed = jax.tree_util.tree_map_with_path(pack, nn.unbox(params))
   if tied_output_embedding is not None:
     embedder = packed.get(tied_output_embedding)
-    if not isinstance(embedder, dict) or "embedding" not in embedder:
+    if not isinstance(embedder, Mapping) or "embedding" not in embedder:
       raise ValueError(f"tied_output_embedding={tied_output_embedding!r}: params have no "
                        f"'{tied_output_embedding}/embedding' (top level: {sorted(packed)})")
     if "attend_kernel" not in embedder:  # packing a packed tree changes nothing
