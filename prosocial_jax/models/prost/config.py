@@ -19,7 +19,7 @@ from typing import Any, Mapping
 import gin
 import jax.numpy as jnp
 
-from prosocial_jax.models import precision, stack
+from prosocial_jax.models import config_records, precision, stack
 
 _DTYPES = ("float32", "bfloat16")
 
@@ -73,12 +73,8 @@ class ProstConfig:
 
   @classmethod
   def from_dict(cls, d: Mapping[str, Any]) -> "ProstConfig":
-    """Inverse of `to_dict`; unknown keys are an error, not silently dropped."""
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(d) - known)
-    if unknown:
-      raise ValueError(f"Unknown ProstConfig fields {unknown}; known: {sorted(known)}")
-    return cls(**dict(d))
+    """Inverse of `to_dict`; unknown keys are an error."""
+    return config_records.from_record(cls, d)
 
 
 # The one place that defines Prost sizes. `2_7b` is BlenderBot-3B / PushShift 2.7B

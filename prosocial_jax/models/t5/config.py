@@ -14,7 +14,7 @@ from typing import Any, Mapping
 import gin
 import jax.numpy as jnp
 
-from prosocial_jax.models import precision, stack
+from prosocial_jax.models import config_records, precision, stack
 
 _DTYPES = ("float32", "bfloat16")
 
@@ -77,13 +77,8 @@ class T5Config:
 
   @classmethod
   def from_dict(cls, d: Mapping[str, Any]) -> "T5Config":
-    """Inverse of `to_dict`; unknown keys are an error, not silently dropped."""
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(d) - known)
-    if unknown:
-      raise ValueError(f"Unknown T5Config fields {unknown}; known: {sorted(known)}")
-    # Pass every field explicitly so gin bindings never leak into a restored config.
-    return cls(**dict(d))
+    """Inverse of `to_dict`; unknown keys are an error."""
+    return config_records.from_record(cls, d)
 
 
 # The one place that defines T5 sizes (T5X's t5_1_1/*.gin and t5_1_0/*.gin; the
