@@ -13,6 +13,7 @@ import pytest
 from prosocial_jax.models import registry
 from prosocial_jax.models.decoding import decode_step, greedy_decode, init_decode_cache
 from prosocial_jax.models.prost import ProstConfig, Transformer, hf_names, prost_config
+from prosocial_jax.models.scoring import shift_right
 
 VOCAB = 64
 LEN = 8
@@ -44,10 +45,6 @@ def micro():
 
 def rand(seed, shape, low=2):
   return jax.random.randint(jax.random.key(seed), shape, low, VOCAB, dtype=jnp.int32)
-
-
-def shift_right(x):
-  return jnp.pad(x[..., :-1], [(0, 0)] * (x.ndim - 1) + [(1, 0)])
 
 
 def pad_to(x, length):

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from prosocial_jax.models import layers
+from prosocial_jax.models.scoring import shift_right
 from prosocial_jax.models.t5 import T5Config, Transformer, t5_1_0_config, t5_1_1_config
 
 VOCAB = 64
@@ -92,11 +93,6 @@ def tiny():
 
 def random_tokens(seed, shape, low=2):
   return jax.random.randint(jax.random.key(seed), shape, low, VOCAB, dtype=jnp.int32)
-
-
-def shift_right(targets):
-  """Teacher forcing: decoder inputs are the targets shifted right, starting at 0."""
-  return jnp.pad(targets[..., :-1], [(0, 0)] * (targets.ndim - 1) + [(1, 0)])
 
 
 def pad_to(x, length):
