@@ -33,7 +33,8 @@ def _user_errors() -> tuple[type[Exception], ...]:
   """Errors about the user's data or MODEL_DIR: a message is enough, no traceback."""
   from prosocial_jax.checkpoints.manager import CheckpointMismatchError
   from prosocial_jax.data.errors import DataFormatError, MissingDataError
-  return (DataFormatError, MissingDataError, CheckpointMismatchError)
+  from prosocial_jax.training.resume import InputChangedError
+  return (DataFormatError, MissingDataError, CheckpointMismatchError, InputChangedError)
 
 
 def main(argv=None) -> None:

@@ -18,7 +18,7 @@ from typing import Callable, Sequence
 import seqio
 
 from tasks import preprocessors, vocabularies
-from tasks.sources import ExamplesFn, ExamplesSource
+from tasks.sources import EpochTask, ExamplesFn, ExamplesSource
 
 SPLITS = ("train", "validation", "test")
 
@@ -38,6 +38,7 @@ def register_task(name: str, examples_fn: ExamplesFn, *, postprocess_fn: Callabl
   key_map = {"inputs": "context", "targets": "target", **{f: f for f in extra_features}}
   return seqio.TaskRegistry.add(
       name,
+      task_cls=EpochTask,
       source=ExamplesSource(examples_fn, ("context", "target", *extra_features), splits),
       output_features=output_features(),
       preprocessors=[

@@ -161,9 +161,3 @@ def check_compatible(saved: Mapping[str, Any], current: Mapping[str, Any],
   if config_diffs:
     logging.warning("Resuming with a changed model config (same parameter shapes):\n%s",
                     "\n".join(config_diffs))
-  for key in ("seed", "batch_size", "mixture_or_task_name", "task_feature_lengths"):
-    old = saved.get("input", {}).get(key)
-    new = current.get("input", {}).get(key)
-    if old is not None and old != new:
-      logging.warning("Resuming with input %s=%r (checkpoint used %r): the batch "
-                      "sequence will differ from an uninterrupted run.", key, new, old)

@@ -29,6 +29,7 @@ from prosocial_jax.models.registry import build_module, config_to_dict
 from prosocial_jax.partitioning import (MeshShape, batch_sharding, create_mesh,
                                         logical_axis_rules)
 from prosocial_jax.training import input_pipeline
+from prosocial_jax.training.resume import InputSettings, open_input_stream
 from prosocial_jax.training.progress import Progress, ScalarWriter, count_tokens
 from prosocial_jax.training.steps import make_train_step
 from prosocial_jax.training.train_state import (abstract_target, init_train_state,
@@ -69,22 +70,6 @@ def _dummy_batch(batch_size: int, lengths: Mapping[str, int]) -> dict[str, jax.A
           "decoder_target_tokens": dec}
 
 
-def _resumed_batches(checkpointer: Checkpointer, latest: int | None, mixture_or_task_name,
-                     task_feature_lengths, batch_size, *, seed, pack):
-  """The training stream positioned after step `latest` (or at the start)."""
-  if latest is not None and checkpointer.has_input_state(latest):
-    batches = input_pipeline.train_batches(mixture_or_task_name, task_feature_lengths,
-                                           batch_size, seed=seed, pack=pack)
-    checkpointer.restore_input(latest, batches)
-    return batches
-  if latest:
-    logger.info("Checkpoint %d has no input-pipeline state: replaying %d batches to "
-                "resume the same stream.", latest, latest)
-  return input_pipeline.train_batches(mixture_or_task_name, task_feature_lengths,
-                                      batch_size, seed=seed, pack=pack,
-                                      start_step=latest or 0)
-
-
 def absolute_model_dir(model_dir: str) -> str:
   """Orbax needs absolute paths; bucket URLs (gs://...) are left as they are."""
   return model_dir if "://" in model_dir else os.path.abspath(os.path.expanduser(model_dir))
@@ -114,6 +99,7 @@ def train(*,
           eval_split: str = "validation",
           eval_batch_size: int | None = None,
           eval_decode_weights: str | None = None,
+          on_input_change: str = "refuse",
           resume: bool = True) -> TrainResult:
   """Trains `model_config` on a SeqIO task or mixture; resumes from MODEL_DIR."""
   if eval_decode_weights is not None and eval_decode_weights not in WEIGHT_FORMATS:
@@ -139,21 +125,22 @@ def train(*,
       "model_config": config_to_dict(model_config),
       "param_shapes": param_shapes(abstract_state.params),
       "vocabulary": vocabulary_record(vocab_path) if vocab_path else {},
-      "input": {"mixture_or_task_name": mixture_or_task_name,
-                "task_feature_lengths": dict(task_feature_lengths),
-                "batch_size": batch_size, "seed": seed, "pack": pack},
   }
+  input_settings = InputSettings(mixture_or_task_name, dict(task_feature_lengths),
+                                 batch_size, seed, pack)
 
   checkpointer = Checkpointer(model_dir, max_to_keep=keep_checkpoints)
   latest = checkpointer.latest_step() if resume else None
+  saved_meta = checkpointer.read_meta(latest) if latest is not None else {}
   if latest is not None:
-    check_compatible(checkpointer.read_meta(latest), meta, model_dir=model_dir, step=latest)
+    check_compatible(saved_meta, meta, model_dir=model_dir, step=latest)
   start_step = latest or 0
   batches = None
   if start_step < train_steps:
     # Built before the model so that bad data fails in seconds, not after init.
-    batches = _resumed_batches(checkpointer, latest, mixture_or_task_name,
-                               task_feature_lengths, batch_size, seed=seed, pack=pack)
+    batches, meta["input"] = open_input_stream(
+        input_settings, checkpointer=checkpointer, step=latest,
+        saved_identity=saved_meta.get("input"), on_input_change=on_input_change)
 
   evaluation = None
   if eval_at_end:

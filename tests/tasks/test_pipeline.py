@@ -68,9 +68,14 @@ def test_sources_shard_without_overlap_and_reshuffle_each_epoch(use_synthetic):
             for i in range(2)]
   assert sorted(shards[0] + shards[1]) == sorted(everything) and not set(shards[0]) & set(shards[1])
   n = len(everything)
-  two_epochs = contexts(source.get_dataset("train", shuffle=True, seed=1).repeat(2))
+  with source.repeating(2):
+    two_epochs = contexts(source.get_dataset("train", shuffle=True, seed=1))
+    assert contexts(source.get_dataset("train", shuffle=True, seed=1)) == two_epochs
+    assert contexts(source.get_dataset("train", shuffle=True, seed=2)) != two_epochs
+  assert len(two_epochs) == 2 * n
   assert two_epochs[:n] != two_epochs[n:] and sorted(two_epochs[:n]) == sorted(everything)
-  assert contexts(source.get_dataset("train", shuffle=True, seed=1).repeat(2)) == two_epochs
+  assert sorted(two_epochs[n:]) == sorted(everything)
+  assert len(contexts(source.get_dataset("train", shuffle=True, seed=1))) == n  # one epoch
 
 
 def test_the_input_iterator_can_be_checkpointed(use_synthetic, tmp_path):
