@@ -9,7 +9,7 @@ Same protocol as ../shared/bench/hf_t5_generate.py: a randomly initialised model
 tokens (no EOS can end a row: eos_id=-1), wall time per generate call (after
 --warmup calls; compile excluded), new tokens/s = batch * new_tokens / median.
 Also times the encoder alone, so the per-step decoder latency can be derived.
-`--weights` packs the decoder-step weights once before timing (`models.packed`,
+`--weights` packs the decoder-step weights once before timing (`inference.packed_weights`,
 as an evaluation does once per run; the time it takes is reported as pack_s);
 several formats are timed one after the other on the same model, a RESULT line each.
 Prints one `RESULT {json}` line.
@@ -67,8 +67,8 @@ def main():
 
 
 def time_generate(args, module, params, tokens, enc, weights, init_s):
-  from prosocial_jax.models import decoding
-  from prosocial_jax.models.packed import pack_params
+  from prosocial_jax.inference import decoding
+  from prosocial_jax.inference.packed_weights import pack_params
 
   B, Li = tokens.shape
   N = args.new_tokens

@@ -21,7 +21,7 @@ import optax
 
 from prosocial_jax.models.registry import build_module
 from prosocial_jax.models.t5 import t5_1_1_config
-from prosocial_jax.training.losses import cross_entropy_loss
+from prosocial_jax.models.losses import cross_entropy_loss
 
 MODES = {"f32": ("float32", "xla"), "bf16_xla": ("bfloat16", "xla"),
          "bf16_fast": ("bfloat16", "bf16_fast")}

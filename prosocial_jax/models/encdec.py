@@ -41,7 +41,10 @@ class EncoderDecoder(nn.Module):
     only gives masks.
 
     With `decode=True` (autoregressive, with `mutable=["cache"]`) the decoder
-    self-attention is causal over the cache and target padding is ignored.
+    self-attention is causal over the cache and target padding is ignored; the
+    decoder keeps `cache/decode_index` (the position of the next token,
+    `blocks.advance_decode_index`) and every layer's KV cache
+    (`layers.MultiHeadAttention`).
     """
     decoder_mask, cross_mask = layers.make_decoder_masks(
         encoder_input_tokens, decoder_input_tokens, decoder_target_tokens, encoder_segment_ids,

@@ -53,7 +53,7 @@ class DenseGeneral(nn.Module):
   name. Only trailing, contiguous input axes are supported.
 
   For inference the kernel may be a `packed.PackedKernel` (from
-  `packed.pack_params`): it is then multiplied as it is stored ([out, in],
+  `inference.packed_weights.pack_params`): it is then multiplied as it is stored ([out, in],
   possibly bf16 or int8) instead of through `dot_general`.
   """
   features: int | Sequence[int]
@@ -77,7 +77,7 @@ class DenseGeneral(nn.Module):
     out_dim = int(np.prod(features))
     x = jnp.asarray(inputs, self.dtype).reshape(batch_shape + (in_dim,))
     packed = self.get_variable("params", "kernel") if self.has_variable("params", "kernel") else None
-    if isinstance(packed, PackedKernel):  # inference weights from `packed.pack_params`
+    if isinstance(packed, PackedKernel):  # from `inference.packed_weights.pack_params`
       if (packed.in_features, packed.out_features) != (in_dim, out_dim):
         raise ValueError(f"{self.name}: packed kernel is [{packed.out_features}, "
                          f"{packed.in_features}], expected [{out_dim}, {in_dim}]")
@@ -133,7 +133,7 @@ class Embed(nn.Module):
     those of a packed `attend_kernel` beside the table (inference only)."""
     packed = (self.get_variable("params", "attend_kernel")
               if self.has_variable("params", "attend_kernel") else None)
-    if isinstance(packed, PackedKernel):  # from `packed.pack_params(tied_output_embedding=)`
+    if isinstance(packed, PackedKernel):  # from `pack_params(tied_output_embedding=)`
       if (packed.out_features, packed.in_features) != (self.num_embeddings, self.features):
         raise ValueError(f"{self.name}: packed attend_kernel is [{packed.out_features}, "
                          f"{packed.in_features}], expected [{self.num_embeddings}, "

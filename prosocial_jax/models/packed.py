@@ -1,4 +1,7 @@
-"""Projection kernels packed for fast small-batch inference (the decoder steps).
+"""Projection kernels packed for fast small-batch inference: the layer-level type.
+
+`inference.packed_weights.pack_params` turns a parameter tree into packed
+kernels; this module is what the layers multiply by.
 
 A decoder step at batch 8 multiplies an [8, in] activation by every weight
 matrix once: it is bound by streaming the weights, not by arithmetic. On
@@ -29,15 +32,12 @@ float32 table). Training never sees packed kernels.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
-from typing import Any, Optional
+from typing import Optional
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
 Array = jax.Array
-PyTree = Any
 
 WEIGHT_FORMATS = ("float32", "bfloat16", "int8")
 
@@ -99,33 +99,3 @@ def pack_rows(values: Array, weights: str) -> PackedKernel:
   scale = jnp.where(scale > 0, scale, 1.0)
   q = jnp.clip(jnp.round(values / scale[..., None]), -_INT8_MAX, _INT8_MAX).astype(jnp.int8)
   return PackedKernel(q, scale)
-
-
-def pack_params(params: PyTree, weights: str, *,
-                tied_output_embedding: Optional[str] = None) -> PyTree:
-  """Every `kernel` leaf of `params` (boxed or not) as a `PackedKernel`; embeddings,
-  norms and biases unchanged. Run it once per set of weights (e.g. inside the
-  jitted decode function, before the loop).
-
-  `tied_output_embedding`: the top-level module whose `embedding` is also the
-  output layer (the model's `tied_output_embedding`, e.g. "token_embedder" for
-  T5 v1.0; None when the output layer is its own kernel). Its packed copy is
-  added as `attend_kernel` beside the table.
-  """
-  if weights not in WEIGHT_FORMATS:
-    raise ValueError(f"weights must be one of {WEIGHT_FORMATS}, got {weights!r}")
-
-  def pack(path, leaf):
-    name = getattr(path[-1], "key", None)
-    return pack_kernel(leaf, weights) if name == "kernel" and leaf.ndim >= 2 else leaf
-  packed = jax.tree_util.tree_map_with_path(pack, nn.unbox(params))
-  if tied_output_embedding is not None:
-    embedder = packed.get(tied_output_embedding)
-    if not isinstance(embedder, Mapping) or "embedding" not in embedder:
-      raise ValueError(f"tied_output_embedding={tied_output_embedding!r}: params have no "
-                       f"'{tied_output_embedding}/embedding' (top level: {sorted(packed)})")
-    if "attend_kernel" not in embedder:  # packing a packed tree changes nothing
-      packed = dict(packed)
-      packed[tied_output_embedding] = dict(
-          embedder, attend_kernel=pack_rows(embedder["embedding"], weights))
-  return packed

@@ -10,9 +10,11 @@
   - backward: the cotangent is cast to bf16 and both gradients are again
     standard-layout bf16 x bf16 -> f32 dots on explicitly transposed operands
     (dx = g @ w.T, dw = x.T @ g), cast back to the operands' dtypes.
-  A plain bf16 -> bf16 dot is silently run in f32 by XLA:CPU, and autodiff of
-  `preferred_element_type=f32` makes transposed-operand dots that the fast path
-  refuses (see DESIGN.md, "Known pitfalls"). Anything that is not a bf16
+  A plain bf16 -> bf16 dot is silently run in f32 by XLA:CPU (measured on a
+  1024x512x1024 matmul: f32 3.55 ms, bf16 -> bf16 4.12 ms, bf16 -> f32 0.76 ms
+  on an AMX CPU), and autodiff of `preferred_element_type=f32` makes
+  transposed-operand dots that the fast path refuses and the fallback kernel
+  rejects at run time. Anything that is not a bf16
   "[..., K] x [K, N]" contraction falls back to `lax.dot_general`.
 """
 

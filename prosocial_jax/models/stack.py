@@ -12,8 +12,11 @@ so the options mean the same everywhere:
   `.../layers_{i}/...`; the decoder KV cache is stacked on axis 1, so every
   cache leaf still leads with the batch (beam search relies on it).
 
-A layer class takes `(config, dot_general, scanned=...)` and, when `scanned`,
-returns `(output, None)` (the scan contract).
+A layer class is a `blocks.Block`: built as `(config, dot_general, scanned=...,
+**static)`, it returns `(output, None)` when `scanned` (the scan contract). Python
+values the layers need (`deterministic`, `decode`, `decode_length`) are passed
+by name as `static` and become module fields, so remat and scan only ever see
+array arguments: nothing has to be told which positions are static.
 """
 
 from __future__ import annotations
@@ -42,22 +45,20 @@ def check_remat_policy(policy: str, *, owner: str) -> None:
 
 
 def run_layers(layer_cls: type, config: Any, dot_general: Callable, num_layers: int,
-               x: jax.Array, *args, static_argnums: tuple[int, ...]) -> jax.Array:
-  """Applies `num_layers` layers to `x`; `args` go to every layer unchanged.
+               x: jax.Array, *args, **static) -> jax.Array:
+  """Applies `num_layers` layers to `x`; `args` (arrays or None) go to every layer
+  unchanged, `static` become the layers' fields (e.g. deterministic=True).
 
   Must be called inside a compact method (the layers become its children).
-  `static_argnums` index the layer's positional arguments counting `self` as 0
-  (`x` is 1): Python values such as `deterministic` that remat must not trace.
   """
   cls = layer_cls
   if config.remat_policy != "none":
     cls = nn.remat(cls, policy=REMAT_POLICIES[config.remat_policy],
-                   static_argnums=static_argnums,
                    # Inside a scan, CSE cannot undo the remat; outside, keep it from doing so.
                    prevent_cse=not config.scan_layers)
   if not config.scan_layers:
     for i in range(num_layers):
-      x = cls(config, dot_general, name=f"layers_{i}")(x, *args)
+      x = cls(config, dot_general, name=f"layers_{i}", **static)(x, *args)
     return x
   scanned = nn.scan(
       cls,
@@ -66,5 +67,5 @@ def run_layers(layer_cls: type, config: Any, dot_general: Callable, num_layers: 
       in_axes=(nn.broadcast,) * len(args),
       length=num_layers,
       metadata_params={nn.PARTITION_NAME: LAYERS_AXIS})
-  x, _ = scanned(config, dot_general, scanned=True, name="layers")(x, *args)
+  x, _ = scanned(config, dot_general, scanned=True, name="layers", **static)(x, *args)
   return x

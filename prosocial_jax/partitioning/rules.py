@@ -28,9 +28,6 @@ STANDARD_LOGICAL_AXIS_RULES: tuple[tuple[str, object], ...] = (
     ("relpos_buckets", None),
     ("layers", None),  # the stacked-layer axis of scan-over-layers parameters
     ("abspos_buckets", None),
-    # Activation-only names T5X uses.
-    ("kv_heads", "model"),
-    ("length_kv", None),
 )
 
 

@@ -34,15 +34,9 @@ class TrainState:
                opt_state=optimizer.init(params))
 
 
-def _boxed_init_fn(module: nn.Module, optimizer):
+def _boxed_init_fn(model, optimizer):
   def init(rng, dummy_batch):
-    variables = module.init(
-        {"params": rng, "dropout": rng},
-        dummy_batch["encoder_input_tokens"],
-        dummy_batch["decoder_input_tokens"],
-        dummy_batch["decoder_target_tokens"],
-        enable_dropout=False)
-    return TrainState.create(variables["params"], optimizer)
+    return TrainState.create(model.init(rng, dummy_batch), optimizer)
   return init
 
 
@@ -54,9 +48,9 @@ def _fit_spec_to_rank(spec: PartitionSpec, leaf) -> PartitionSpec:
   return spec
 
 
-def state_shardings(module, optimizer, dummy_batch, mesh: Mesh, rules=None):
+def state_shardings(model, optimizer, dummy_batch, mesh: Mesh, rules=None):
   """(abstract unboxed TrainState, matching tree of NamedShardings)."""
-  boxed = jax.eval_shape(_boxed_init_fn(module, optimizer), jax.random.key(0),
+  boxed = jax.eval_shape(_boxed_init_fn(model, optimizer), jax.random.key(0),
                          dummy_batch)
   abstract = nn.meta.unbox(boxed)
   logical_specs = nn.get_partition_spec(boxed)
@@ -65,13 +59,13 @@ def state_shardings(module, optimizer, dummy_batch, mesh: Mesh, rules=None):
   return abstract, logical_to_sharding(logical_specs, mesh, rules)
 
 
-def init_train_state(module, optimizer, dummy_batch, rng, mesh: Mesh, rules=None):
+def init_train_state(model, optimizer, dummy_batch, rng, mesh: Mesh, rules=None):
   """Initialises parameters and optimizer state sharded on `mesh`.
 
   `dummy_batch` holds ShapeDtypeStructs of the model inputs (only shapes matter).
   """
-  _, shardings = state_shardings(module, optimizer, dummy_batch, mesh, rules)
-  init = _boxed_init_fn(module, optimizer)
+  _, shardings = state_shardings(model, optimizer, dummy_batch, mesh, rules)
+  init = _boxed_init_fn(model, optimizer)
   zeros = jax.tree.map(lambda x: jnp.zeros(x.shape, x.dtype), dummy_batch)
   with mesh:
     return jax.jit(lambda r, b: nn.meta.unbox(init(r, b)), out_shardings=shardings)(rng, zeros)

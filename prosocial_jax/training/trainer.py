@@ -24,8 +24,9 @@ from prosocial_jax.checkpoints.assets import record_vocabulary, vocabulary_recor
 from prosocial_jax.checkpoints.manager import Checkpointer, check_compatible, param_shapes
 from prosocial_jax.evaluation.evaluator import SeqioEvaluation, eval_log_dir
 from prosocial_jax.evaluation.run import evaluate
-from prosocial_jax.models.packed import WEIGHT_FORMATS
-from prosocial_jax.models.registry import build_module, config_to_dict
+from prosocial_jax.inference.model import EncoderDecoderModel
+from prosocial_jax.inference.packed_weights import WEIGHT_FORMATS
+from prosocial_jax.models.registry import config_to_dict
 from prosocial_jax.partitioning import (MeshShape, batch_sharding, create_mesh,
                                         logical_axis_rules)
 from prosocial_jax.training import input_pipeline
@@ -109,15 +110,18 @@ def train(*,
   model_dir = absolute_model_dir(model_dir)
   if mixture_or_task_module:
     tasks_module = importlib.import_module(mixture_or_task_module)
-    if data_root is not None and hasattr(tasks_module, "set_data_root"):
+    if data_root is not None:
+      if not hasattr(tasks_module, "set_data_root"):
+        raise ValueError(f"DATA_ROOT is set but the tasks module {mixture_or_task_module!r} "
+                         "has no set_data_root(path) to receive it; unset DATA_ROOT or add it.")
       tasks_module.set_data_root(data_root)
   _check_vocab_fits(mixture_or_task_name, model_config.vocab_size)
 
   rules = logical_axis_rules()
   mesh = create_mesh(mesh_shape)
-  module = build_module(model_config)
+  model = EncoderDecoderModel(model_config, z_loss=z_loss, label_smoothing=label_smoothing)
   dummy = _dummy_batch(batch_size, task_feature_lengths)
-  abstract_state, shardings = state_shardings(module, optimizer, dummy, mesh, rules)
+  abstract_state, shardings = state_shardings(model, optimizer, dummy, mesh, rules)
   data_sharding = batch_sharding(mesh, rules)
 
   vocab_path = _vocabulary_path(mixture_or_task_name)
@@ -152,7 +156,7 @@ def train(*,
     state = checkpointer.restore(latest, abstract_target(abstract_state, shardings))
     logger.info("Resumed from %s at step %d.", model_dir, latest)
   else:
-    state = init_train_state(module, optimizer, dummy, jax.random.key(seed), mesh, rules)
+    state = init_train_state(model, optimizer, dummy, jax.random.key(seed), mesh, rules)
     logger.info("Initialised a new model: %s parameters on a %s mesh.",
                 f"{param_count(state.params):,}", dict(mesh.shape))
     if vocab_path:
@@ -160,9 +164,7 @@ def train(*,
   write_text(model_dir, "config.gin", gin.config_str())
 
   train_step = jax.jit(
-      make_train_step(module, optimizer, z_loss=z_loss,
-                      label_smoothing=label_smoothing,
-                      learning_rate_fn=learning_rate_fn),
+      make_train_step(model, optimizer, learning_rate_fn=learning_rate_fn),
       in_shardings=(shardings, data_sharding, replicated(mesh)),
       out_shardings=(shardings, replicated(mesh)),
       donate_argnums=(0,))
@@ -196,9 +198,10 @@ def train(*,
 
   eval_metrics = {}
   if evaluation is not None:
-    eval_metrics = evaluate(module, state.params, mesh, rules, evaluation,
+    eval_metrics = evaluate(model, state.params, mesh, rules, evaluation,
                             step=max(start_step, train_steps),
                             decode_weights=eval_decode_weights)
+    evaluation.close()
     for task, values in eval_metrics.items():
       writer.write(max(start_step, train_steps), {f"eval/{task}/{k}": v for k, v in values.items()})
   writer.close()

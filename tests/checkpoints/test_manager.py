@@ -5,7 +5,8 @@ import pytest
 
 from prosocial_jax.checkpoints.manager import (CheckpointMismatchError, Checkpointer,
                                                check_compatible, param_shapes)
-from prosocial_jax.models.registry import build_module, config_to_dict
+from prosocial_jax.inference.model import EncoderDecoderModel
+from prosocial_jax.models.registry import config_to_dict
 from prosocial_jax.partitioning import MeshShape, create_mesh
 from prosocial_jax.training.train_state import (abstract_target, init_train_state,
                                                 state_shardings)
@@ -14,10 +15,10 @@ from ..training.conftest import dummy_batch_shapes, tiny_test_config
 
 
 def _state(mesh, config=None, seed=0):
-  module = build_module(config or tiny_test_config())
+  model = EncoderDecoderModel(config or tiny_test_config())
   optimizer = optax.adam(1e-3)
-  abstract, shardings = state_shardings(module, optimizer, dummy_batch_shapes(), mesh)
-  state = init_train_state(module, optimizer, dummy_batch_shapes(), jax.random.key(seed), mesh)
+  abstract, shardings = state_shardings(model, optimizer, dummy_batch_shapes(), mesh)
+  state = init_train_state(model, optimizer, dummy_batch_shapes(), jax.random.key(seed), mesh)
   return state, abstract, shardings
 
 
@@ -56,7 +57,7 @@ def test_restore_onto_another_mesh(tmp_path):
 
 def _abstract(config):
   mesh = create_mesh(MeshShape(), devices=jax.devices()[:1])
-  abstract, _ = state_shardings(build_module(config), optax.adam(1e-3), dummy_batch_shapes(),
+  abstract, _ = state_shardings(EncoderDecoderModel(config), optax.adam(1e-3), dummy_batch_shapes(),
                                 mesh)
   return abstract
 

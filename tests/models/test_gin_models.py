@@ -6,7 +6,8 @@ import os
 import gin
 import pytest
 
-from prosocial_jax.models import ProstConfig, T5Config
+from prosocial_jax.models import (PROST_SIZES, T5_1_0_SIZES, T5_1_1_SIZES, ProstConfig, T5Config,
+                                  prost_config, t5_1_0_config, t5_1_1_config)
 
 GIN_DIR = os.path.join(os.path.dirname(__file__), "..", "..", "gin", "models")
 
@@ -26,35 +27,44 @@ def load(path):
     gin.clear_config()
 
 
-EXPECTED = {  # file -> (config type, emb_dim, encoder layers, decoder layers, vocab)
-    "t5_1_1/tiny": (T5Config, 128, 2, 2, 1024),
-    "t5_1_1/small": (T5Config, 512, 8, 8, 32128),
-    "t5_1_1/base": (T5Config, 768, 12, 12, 32128),
-    "t5_1_1/large": (T5Config, 1024, 24, 24, 32128),
-    "t5_1_1/xl": (T5Config, 2048, 24, 24, 32128),
-    "t5_1_1/xxl": (T5Config, 4096, 24, 24, 32128),
-    "t5_1_0/small": (T5Config, 512, 6, 6, 32128),
-    "t5_1_0/base": (T5Config, 768, 12, 12, 32128),
-    "t5_1_0/large": (T5Config, 1024, 24, 24, 32128),
-    "t5_1_0/3b": (T5Config, 1024, 24, 24, 32128),
-    "t5_1_0/11b": (T5Config, 1024, 24, 24, 32128),
-    "prost/tiny": (ProstConfig, 64, 2, 3, 1024),
-    "prost/2_7b": (ProstConfig, 2560, 2, 24, 8008),
-}
+# gin/models/<family>/<size>.gin <- the one size table of each family.
+FAMILIES = {"t5_1_1": (t5_1_1_config, T5_1_1_SIZES), "t5_1_0": (t5_1_0_config, T5_1_0_SIZES),
+            "prost": (prost_config, PROST_SIZES)}
+EXPECTED = {f"{family}/{size}": (factory, size)
+            for family, (factory, table) in FAMILIES.items() for size in table}
 
 
-def test_every_file_is_listed():
+def test_every_file_is_a_size_of_a_table_and_every_size_has_a_file():
   found = {os.path.relpath(p, GIN_DIR)[:-4] for p in glob.glob(f"{GIN_DIR}/*/*.gin")}
   assert found == set(EXPECTED)
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
-def test_gin_file_builds_its_config(name):
+def test_gin_file_builds_the_config_of_its_size(name):
   cfg = load(os.path.join(GIN_DIR, name + ".gin"))
-  kind, emb, enc, dec, vocab = EXPECTED[name]
+  factory, size = EXPECTED[name]
+  # Sizes without a vocabulary of their own (tiny) take the gin file's.
+  assert cfg == factory(size, vocab_size=cfg.vocab_size)
+
+
+# A few sizes typed out independently of the tables, so a wrong table still fails:
+# (config type, emb_dim, heads, mlp_dim, encoder layers, decoder layers, vocab).
+SPOT_CHECKS = {
+    "t5_1_1/tiny": (T5Config, 128, 4, 512, 2, 2, 1024),
+    "t5_1_1/large": (T5Config, 1024, 16, 2816, 24, 24, 32128),
+    "t5_1_0/small": (T5Config, 512, 8, 2048, 6, 6, 32128),
+    "t5_1_0/11b": (T5Config, 1024, 128, 65536, 24, 24, 32128),
+    "prost/2_7b": (ProstConfig, 2560, 32, 10240, 2, 24, 8008),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SPOT_CHECKS))
+def test_spot_checks(name):
+  cfg = load(os.path.join(GIN_DIR, name + ".gin"))
+  kind, *sizes = SPOT_CHECKS[name]
   assert isinstance(cfg, kind)
-  assert (cfg.emb_dim, cfg.num_encoder_layers, cfg.num_decoder_layers, cfg.vocab_size) == (
-      emb, enc, dec, vocab)
+  assert [cfg.emb_dim, cfg.num_heads, cfg.mlp_dim, cfg.num_encoder_layers,
+          cfg.num_decoder_layers, cfg.vocab_size] == sizes
   if name.startswith("t5_1_0"):
     assert cfg.logits_via_embedding and cfg.mlp_activations == ("relu",)
   if name.startswith("t5_1_1"):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from prosocial_jax.models import precision
-from prosocial_jax.models.decoding import greedy_decode
+from prosocial_jax.inference.decoding import greedy_decode
 from prosocial_jax.models.registry import build_module
 from prosocial_jax.models.t5 import t5_1_1_config
 

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from prosocial_jax.models import registry
-from prosocial_jax.models.decoding import decode_step, greedy_decode, init_decode_cache
+from prosocial_jax.inference.decoding import decode_step, greedy_decode, init_decode_cache
 from prosocial_jax.models.prost import ProstConfig, Transformer, hf_names, prost_config
-from prosocial_jax.models.scoring import shift_right
+from prosocial_jax.inference.scoring import shift_right
 
 VOCAB = 64
 LEN = 8

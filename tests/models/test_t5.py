@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from prosocial_jax.models import layers
-from prosocial_jax.models.scoring import shift_right
+from prosocial_jax.inference.scoring import shift_right
 from prosocial_jax.models.t5 import T5Config, Transformer, t5_1_0_config, t5_1_1_config
 
 VOCAB = 64

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from prosocial_jax.models import t5_1_1_config
-from prosocial_jax.models.registry import build_module
+from prosocial_jax.inference.model import EncoderDecoderModel
 
 BATCH, INPUTS, TARGETS, VOCAB = 8, 12, 6, 64
 
@@ -38,5 +38,5 @@ def fixed_batch(seed=0, batch=BATCH):
 
 
 @pytest.fixture(scope="session")
-def tiny_module():
-  return build_module(tiny_test_config())
+def tiny_model():
+  return EncoderDecoderModel(tiny_test_config())

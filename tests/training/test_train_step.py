@@ -5,27 +5,27 @@ import pytest
 
 from prosocial_jax.partitioning import (MeshShape, batch_sharding, create_mesh,
                                         logical_axis_rules)
-from prosocial_jax.training.steps import make_score_step, make_train_step
+from prosocial_jax.training.steps import make_train_step
 from prosocial_jax.training.train_state import (init_train_state, param_count, replicated,
                                                 state_shardings)
 
 from .conftest import dummy_batch_shapes, fixed_batch
 
 
-def _compiled_step(module, optimizer, mesh):
+def _compiled_step(model, optimizer, mesh):
   rules = logical_axis_rules()
-  _, shardings = state_shardings(module, optimizer, dummy_batch_shapes(), mesh, rules)
-  state = init_train_state(module, optimizer, dummy_batch_shapes(), jax.random.key(0),
+  _, shardings = state_shardings(model, optimizer, dummy_batch_shapes(), mesh, rules)
+  state = init_train_state(model, optimizer, dummy_batch_shapes(), jax.random.key(0),
                            mesh, rules)
-  step = jax.jit(make_train_step(module, optimizer),
+  step = jax.jit(make_train_step(model, optimizer),
                  in_shardings=(shardings, batch_sharding(mesh, rules), replicated(mesh)),
                  out_shardings=(shardings, replicated(mesh)))
   return state, step
 
 
-def test_loss_falls_on_a_fixed_batch(tiny_module):
+def test_loss_falls_on_a_fixed_batch(tiny_model):
   mesh = create_mesh(MeshShape(), devices=jax.devices()[:1])
-  state, step = _compiled_step(tiny_module, optax.adam(1e-2), mesh)
+  state, step = _compiled_step(tiny_model, optax.adam(1e-2), mesh)
   batch = fixed_batch()
   losses = []
   with mesh:
@@ -39,14 +39,14 @@ def test_loss_falls_on_a_fixed_batch(tiny_module):
   assert float(metrics["target_tokens"]) == 8 * 4  # padding not counted
 
 
-def test_sharded_step_matches_single_device(tiny_module):
+def test_sharded_step_matches_single_device(tiny_model):
   optimizer = optax.adam(1e-2)
   batch = fixed_batch(seed=3)
   results = []
   for shape, devices in [(MeshShape(), jax.devices()[:1]),
                          (MeshShape(data=2, fsdp=2, model=2), jax.devices())]:
     mesh = create_mesh(shape, devices=devices)
-    state, step = _compiled_step(tiny_module, optimizer, mesh)
+    state, step = _compiled_step(tiny_model, optimizer, mesh)
     with mesh:
       for _ in range(3):
         state, metrics = step(state, batch, jax.random.key(1))
@@ -56,9 +56,9 @@ def test_sharded_step_matches_single_device(tiny_module):
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=2e-5), params_1, params_8)
 
 
-def test_parameters_are_sharded_by_the_logical_rules(tiny_module):
+def test_parameters_are_sharded_by_the_logical_rules(tiny_model):
   mesh = create_mesh(MeshShape(data=2, fsdp=2, model=2))
-  state = init_train_state(tiny_module, optax.adam(1e-3), dummy_batch_shapes(),
+  state = init_train_state(tiny_model, optax.adam(1e-3), dummy_batch_shapes(),
                            jax.random.key(0), mesh)
   wi = state.params["encoder"]["layers_0"]["mlp"]["wi_0"]["kernel"]
   assert wi.sharding.spec == jax.sharding.PartitionSpec("fsdp", "model")
@@ -66,19 +66,3 @@ def test_parameters_are_sharded_by_the_logical_rules(tiny_module):
   mu = state.opt_state[0].mu["encoder"]["layers_0"]["mlp"]["wi_0"]["kernel"]
   assert mu.sharding.spec == wi.sharding.spec
   assert param_count(state.params) > 0
-
-
-def test_score_step_sums_log_likelihood_over_real_tokens(tiny_module):
-  mesh = create_mesh(MeshShape(), devices=jax.devices()[:1])
-  state = init_train_state(tiny_module, optax.adam(1e-3), dummy_batch_shapes(),
-                           jax.random.key(0), mesh)
-  batch = fixed_batch()
-  log_likelihood, tokens = jax.jit(make_score_step(tiny_module))(state.params, batch)
-  np.testing.assert_array_equal(tokens, np.full(8, 4.0))
-  logits = jax.jit(tiny_module.apply, static_argnames="enable_dropout")(
-      {"params": state.params}, batch["encoder_input_tokens"], batch["decoder_input_tokens"],
-      batch["decoder_target_tokens"], enable_dropout=False)
-  log_probs = np.asarray(jax.nn.log_softmax(logits))
-  expected = [sum(log_probs[row, t, batch["decoder_target_tokens"][row, t]] for t in range(4))
-              for row in range(8)]  # the two padded positions are excluded
-  np.testing.assert_allclose(log_likelihood, expected, rtol=1e-5)

@@ -8,30 +8,31 @@ projections with biases, token embeddings scaled by sqrt(emb_dim) and shared by
 encoder, decoder and the (unscaled) output layer, query scaled by
 1/sqrt(head_dim) at run time, separate encoder and decoder depths.
 
-Frozen and JSON-safe like `T5Config` (the trainer stores it with checkpoints).
+Frozen, validated and JSON-safe through `config_base.ModelConfig`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Mapping
+from typing import Any
 
 import gin
-import jax.numpy as jnp
 
-from prosocial_jax.models import config_records, precision, stack
-
-_DTYPES = ("float32", "bfloat16")
+from prosocial_jax.models.config_base import ModelConfig, sized_config
 
 
 @gin.configurable(module="prosocial_jax.models.prost")
 @dataclasses.dataclass(frozen=True)
-class ProstConfig:
+class ProstConfig(ModelConfig):
   """Hyperparameters of a Prost (BlenderBot-style) encoder-decoder.
 
   Field names follow `T5Config` where the meaning is the same; the Hugging Face
   `BlenderbotConfig` names are given in comments.
   """
+  POSITIVE_FIELDS = ("vocab_size", "emb_dim", "num_heads", "head_dim", "mlp_dim",
+                     "max_positions", "num_encoder_layers", "num_decoder_layers")
+  RATE_FIELDS = ("dropout_rate", "attention_dropout_rate")
+
   vocab_size: int                 # vocab_size
   emb_dim: int                    # d_model
   num_heads: int                  # encoder_attention_heads = decoder_attention_heads
@@ -45,36 +46,11 @@ class ProstConfig:
   layer_norm_epsilon: float = 1e-5
   dropout_rate: float = 0.0       # dropout (embeddings and residual branches)
   attention_dropout_rate: float = 0.0  # attention_dropout
-  # Activation dtype; parameters are always float32.
+  # Activation dtype (`config_base.DTYPES`); parameters are always float32.
   dtype: str = "float32"
   matmul: str = "xla"             # precision.MATMULS
   remat_policy: str = "none"      # stack.REMAT_POLICIES
   scan_layers: bool = False
-
-  def __post_init__(self):
-    if self.dtype not in _DTYPES:
-      raise ValueError(f"ProstConfig.dtype must be one of {_DTYPES}, got {self.dtype!r}")
-    for name in ("vocab_size", "emb_dim", "num_heads", "head_dim", "mlp_dim", "max_positions",
-                 "num_encoder_layers", "num_decoder_layers"):
-      if getattr(self, name) <= 0:
-        raise ValueError(f"ProstConfig.{name} must be positive, got {getattr(self, name)}")
-    for name in ("dropout_rate", "attention_dropout_rate"):
-      if not 0.0 <= getattr(self, name) < 1.0:
-        raise ValueError(f"ProstConfig.{name} must be in [0, 1), got {getattr(self, name)}")
-    precision.check_matmul(self.matmul, self.dtype, owner="ProstConfig")
-    stack.check_remat_policy(self.remat_policy, owner="ProstConfig")
-
-  @property
-  def activation_dtype(self) -> jnp.dtype:
-    return jnp.dtype(self.dtype)
-
-  def to_dict(self) -> dict[str, Any]:
-    return dataclasses.asdict(self)
-
-  @classmethod
-  def from_dict(cls, d: Mapping[str, Any]) -> "ProstConfig":
-    """Inverse of `to_dict`; unknown keys are an error."""
-    return config_records.from_record(cls, d)
 
 
 # The one place that defines Prost sizes. `2_7b` is BlenderBot-3B / PushShift 2.7B
@@ -91,9 +67,4 @@ PROST_SIZES: dict[str, dict[str, Any]] = {
 @gin.configurable(module="prosocial_jax.models.prost")
 def prost_config(size: str, **overrides) -> ProstConfig:
   """A Prost config of a named size; `overrides` replace any field."""
-  if size not in PROST_SIZES:
-    raise ValueError(f"Unknown Prost size {size!r}; known: {sorted(PROST_SIZES)}")
-  fields = {**PROST_SIZES[size], **overrides}
-  if "vocab_size" not in fields:
-    raise ValueError(f"Prost size {size!r} needs an explicit vocab_size=")
-  return ProstConfig(**fields)
+  return sized_config(ProstConfig, "Prost", PROST_SIZES, size, overrides)

@@ -11,8 +11,6 @@ HF keys with no parameter here: `model.{encoder,decoder}.embed_tokens.weight` an
 
 from __future__ import annotations
 
-TIED_TO_SHARED = ("model.encoder.embed_tokens.weight", "model.decoder.embed_tokens.weight",
-                  "lm_head.weight")
 ZERO_BUFFERS = ("final_logits_bias",)
 
 _LEAF_TO_HF = {"kernel": "weight", "scale": "weight", "embedding": "weight", "bias": "bias"}

@@ -47,7 +47,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from prosocial_jax.models import encdec, layers, precision, stack
+from prosocial_jax.models import blocks, encdec, layers, precision, stack
 from prosocial_jax.models.prost.config import ProstConfig
 
 Array = jax.Array
@@ -61,16 +61,24 @@ def _embedding_init(emb_dim: int):
   return nn.initializers.normal(stddev=emb_dim ** -0.5)
 
 
-class _Block(nn.Module):
-  """Shared plumbing of one config: layer norms, attention, MLP, dropout."""
+def _layer_norm(cfg: ProstConfig, name: str) -> layers.LayerNorm:
+  return layers.LayerNorm(epsilon=cfg.layer_norm_epsilon, dtype=cfg.activation_dtype, name=name)
+
+
+def _dropout(cfg: ProstConfig, x, deterministic):
+  return nn.Dropout(cfg.dropout_rate)(x, deterministic=deterministic)
+
+
+class _Block(blocks.Block):
+  """Prost's parts: layer norms, biased attention with a run-time query scale, fc1/fc2."""
   config: ProstConfig
-  dot_general: layers.DotGeneral = lax.dot_general
-  scanned: bool = False  # inside `stack.run_layers`' scan: return (output, None)
+
+  NAMES = {"self_attention_norm": "self_attn_layer_norm", "self_attention": "self_attn",
+           "cross_attention_norm": "encoder_attn_layer_norm", "cross_attention": "encoder_attn",
+           "mlp_norm": "final_layer_norm"}
 
   def norm(self, name):
-    cfg = self.config
-    return layers.LayerNorm(epsilon=cfg.layer_norm_epsilon, dtype=cfg.activation_dtype,
-                            name=name)
+    return _layer_norm(self.config, name)
 
   def attention(self, name, cross_attention=False):
     cfg = self.config
@@ -81,7 +89,7 @@ class _Block(nn.Module):
         query_scale=cfg.head_dim ** -0.5, names=("q_proj", "k_proj", "v_proj", "out_proj"),
         name=name)
 
-  def mlp(self, x, deterministic):
+  def mlp(self, x):
     # fc1 / fc2 sit directly in the layer (HF layout): a MlpBlock named by its
     # projections would add a level, so build the two projections here.
     cfg = self.config
@@ -93,50 +101,30 @@ class _Block(nn.Module):
     return dense(x.shape[-1], ("mlp", "embed"), "fc2")(h)
 
   def dropout(self, x, deterministic):
-    return nn.Dropout(self.config.dropout_rate)(x, deterministic=deterministic)
-
-  def finish(self, y):
-    y = nn.with_logical_constraint(y, ("batch", "length", "embed"))
-    return (y, None) if self.scanned else y
+    return _dropout(self.config, x, deterministic)
 
 
 class EncoderLayer(_Block):
-  """Pre-layer-norm self-attention, then pre-layer-norm MLP."""
-  STATIC_ARGNUMS = (3,)  # deterministic (counting self as 0), for remat
+  """Pre-layer-norm self-attention, then pre-layer-norm MLP (`blocks.encoder_layer`)."""
 
   @nn.compact
-  def __call__(self, inputs, mask, deterministic):
-    # inputs: [batch, length, embed]
-    x = self.norm("self_attn_layer_norm")(inputs)
-    x = self.attention("self_attn")(x, x, mask, deterministic=deterministic)
-    x = inputs + self.dropout(x, deterministic)
-    y = self.mlp(self.norm("final_layer_norm")(x), deterministic)
-    return self.finish(x + self.dropout(y, deterministic))
+  def __call__(self, inputs, mask):
+    return blocks.encoder_layer(self, inputs, mask)
 
 
 class DecoderLayer(_Block):
   """Self-attention, cross-attention over the encoder, MLP; each pre-layer-normed."""
-  STATIC_ARGNUMS = (5, 6, 8)  # deterministic, decode, decode_length
 
   @nn.compact
-  def __call__(self, inputs, encoded, self_mask, cross_mask, deterministic, decode=False,
-               decode_index=None, decode_length=None):
-    # inputs: [batch, target_len, embed]; encoded: [batch, input_len, embed]
-    x = self.norm("self_attn_layer_norm")(inputs)
-    x = self.attention("self_attn")(
-        x, x, self_mask, deterministic=deterministic, decode=decode, decode_index=decode_index,
-        decode_length=decode_length)
-    x = inputs + self.dropout(x, deterministic)
-    y = self.norm("encoder_attn_layer_norm")(x)
-    y = self.attention("encoder_attn", cross_attention=True)(
-        y, encoded, cross_mask, deterministic=deterministic, decode=decode)
-    y = x + self.dropout(y, deterministic)
-    z = self.mlp(self.norm("final_layer_norm")(y), deterministic)
-    return self.finish(y + self.dropout(z, deterministic))
+  def __call__(self, inputs, encoded, self_mask, cross_mask, decode_index=None):
+    return blocks.decoder_layer(self, inputs, encoded, self_mask, cross_mask,
+                                decode_index=decode_index)
 
 
-class _Stack(_Block):
+class _Stack(nn.Module):
   """Token + learned position embeddings, shared by the encoder and the decoder."""
+  config: ProstConfig
+  dot_general: layers.DotGeneral = lax.dot_general
   shared_embedding: Optional[nn.Module] = None
 
   def embed(self, tokens, positions, deterministic):
@@ -152,7 +140,7 @@ class _Stack(_Block):
                        dtype=cfg.activation_dtype, axes=("abspos_buckets", "embed"),
                        embedding_init=_embedding_init(cfg.emb_dim), name="embed_positions")
     x = x + pos(jnp.broadcast_to(positions, tokens.shape).astype(jnp.int32))
-    return self.dropout(x, deterministic).astype(cfg.activation_dtype)  # [batch, len, embed]
+    return _dropout(cfg, x, deterministic).astype(cfg.activation_dtype)  # [batch, len, embed]
 
 
 class Encoder(_Stack):
@@ -166,17 +154,13 @@ class Encoder(_Stack):
       encoder_positions = jnp.arange(encoder_input_tokens.shape[-1])
     x = self.embed(encoder_input_tokens, encoder_positions, deterministic)
     x = stack.run_layers(EncoderLayer, cfg, self.dot_general, cfg.num_encoder_layers,
-                         x, encoder_mask, deterministic,
-                         static_argnums=EncoderLayer.STATIC_ARGNUMS)
-    return self.norm("layer_norm")(x)
+                         x, encoder_mask, deterministic=deterministic)
+    return _layer_norm(cfg, "layer_norm")(x)
 
 
 class Decoder(_Stack):
   """Embeddings -> layers -> final layer norm -> tied output layer (float32 logits).
-
-  With `decode=True` the decoder keeps `cache/decode_index` (the position of the
-  next token) and every layer's KV cache; see `layers.MultiHeadAttention`.
-  """
+  Decoding state (decode=True): see `encdec.EncoderDecoder.decode`."""
 
   @nn.compact
   def __call__(self, encoded, decoder_input_tokens, decoder_positions=None, decoder_mask=None,
@@ -186,28 +170,23 @@ class Decoder(_Stack):
     q_len = decoder_input_tokens.shape[-1]
     decode_index = None
     if decode:
-      if max_decode_length is None:
-        raise ValueError("decode=True needs max_decode_length (the KV cache length)")
-      if max_decode_length > cfg.max_positions:
+      if max_decode_length is not None and max_decode_length > cfg.max_positions:
         raise ValueError(f"max_decode_length {max_decode_length} exceeds Prost's "
                          f"{cfg.max_positions} learned positions")
-      cache_ready = self.has_variable("cache", "decode_index")
-      index = self.variable("cache", "decode_index", lambda: jnp.zeros((), jnp.int32))
-      if cache_ready:
-        decode_index = index.value
+      decode_index = blocks.advance_decode_index(self, q_len, max_decode_length)
+      if decode_index is not None:
         decoder_positions = decode_index + jnp.arange(q_len)
-        index.value = decode_index + q_len
     if decoder_positions is None:
       decoder_positions = jnp.arange(q_len)
     y = self.embed(decoder_input_tokens, decoder_positions, deterministic)
     y = stack.run_layers(DecoderLayer, cfg, self.dot_general, cfg.num_decoder_layers,
-                         y, encoded, decoder_mask, encoder_decoder_mask, deterministic,
-                         decode, decode_index, max_decode_length,
-                         static_argnums=DecoderLayer.STATIC_ARGNUMS)
-    y = self.norm("layer_norm")(y)
+                         y, encoded, decoder_mask, encoder_decoder_mask, decode_index,
+                         deterministic=deterministic, decode=decode,
+                         decode_length=max_decode_length)
+    y = _layer_norm(cfg, "layer_norm")(y)
     # Tied, unscaled output layer; float32 logits (bf16 operands only with bf16_fast).
-    operand_dtype = cfg.activation_dtype if cfg.matmul == "bf16_fast" else jnp.float32
-    logits = self.shared_embedding.attend(y, dtype=operand_dtype, dot_general=self.dot_general)
+    logits = self.shared_embedding.attend(y, dtype=cfg.logits_operand_dtype,
+                                          dot_general=self.dot_general)
     return nn.with_logical_constraint(logits, ("batch", "length", "vocab"))
 
 

@@ -1,28 +1,26 @@
 """T5 model configuration and the one table of T5 sizes (v1.1 and v1.0).
 
-The config is a frozen (hashable) dataclass so it can be a static argument of
-`jax.jit` and a field of a Flax module. It is JSON-safe through `to_dict` /
-`from_dict`: the trainer stores it next to checkpoints and compares it before
-resuming, so a checkpoint is never silently loaded into a model of another shape.
+Frozen, validated and JSON-safe through `config_base.ModelConfig`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Mapping
+from typing import Any
 
 import gin
-import jax.numpy as jnp
 
-from prosocial_jax.models import config_records, precision, stack
-
-_DTYPES = ("float32", "bfloat16")
+from prosocial_jax.models.config_base import ModelConfig, sized_config
 
 
 @gin.configurable(module="prosocial_jax.models.t5")
 @dataclasses.dataclass(frozen=True)
-class T5Config:
+class T5Config(ModelConfig):
   """Hyperparameters of a T5 encoder-decoder (field names follow T5X)."""
+  POSITIVE_FIELDS = ("vocab_size", "emb_dim", "num_heads", "head_dim", "mlp_dim",
+                     "num_encoder_layers", "num_decoder_layers")
+  RATE_FIELDS = ("dropout_rate",)
+
   vocab_size: int
   emb_dim: int
   num_heads: int
@@ -35,7 +33,7 @@ class T5Config:
   dropout_rate: float = 0.0
   # True ties the output layer to the token embedding (T5 v1.0).
   logits_via_embedding: bool = False
-  # Activation dtype; parameters are always float32.
+  # Activation dtype (`config_base.DTYPES`); parameters are always float32.
   dtype: str = "float32"
   relative_attention_num_buckets: int = 32
   relative_attention_max_distance: int = 128
@@ -48,37 +46,9 @@ class T5Config:
   scan_layers: bool = False
 
   def __post_init__(self):
-    # Gin and JSON hand over lists; keep the config hashable.
-    object.__setattr__(self, "mlp_activations", tuple(self.mlp_activations))
-    if self.dtype not in _DTYPES:
-      raise ValueError(f"T5Config.dtype must be one of {_DTYPES}, got {self.dtype!r}")
-    for name in ("vocab_size", "emb_dim", "num_heads", "head_dim", "mlp_dim"):
-      if getattr(self, name) <= 0:
-        raise ValueError(f"T5Config.{name} must be positive, got {getattr(self, name)}")
+    super().__post_init__()
     if not self.mlp_activations:
       raise ValueError("T5Config.mlp_activations must name at least one activation")
-    if not 0.0 <= self.dropout_rate < 1.0:
-      raise ValueError(f"T5Config.dropout_rate must be in [0, 1), got {self.dropout_rate}")
-    for name in ("num_encoder_layers", "num_decoder_layers"):
-      if getattr(self, name) < 1:
-        raise ValueError(f"T5Config.{name} must be at least 1, got {getattr(self, name)}")
-    precision.check_matmul(self.matmul, self.dtype, owner="T5Config")
-    stack.check_remat_policy(self.remat_policy, owner="T5Config")
-
-  @property
-  def activation_dtype(self) -> jnp.dtype:
-    return jnp.dtype(self.dtype)
-
-  def to_dict(self) -> dict[str, Any]:
-    """JSON-safe dict (tuples become lists)."""
-    out = dataclasses.asdict(self)
-    out["mlp_activations"] = list(self.mlp_activations)
-    return out
-
-  @classmethod
-  def from_dict(cls, d: Mapping[str, Any]) -> "T5Config":
-    """Inverse of `to_dict`; unknown keys are an error."""
-    return config_records.from_record(cls, d)
 
 
 # The one place that defines T5 sizes (T5X's t5_1_1/*.gin and t5_1_0/*.gin; the
@@ -86,7 +56,7 @@ class T5Config:
 # 32128-token SentencePiece vocabulary; `tiny` (tests, quickstart) has none of its own.
 _VOCAB = dict(vocab_size=32128)
 T5_1_1_SIZES: dict[str, dict[str, Any]] = {
-    # The same shape as the `tiny` peer in shared/bench/t5_common.py.
+    # The shape of the Hugging Face peer's `tiny` in the project's benchmark comparisons.
     "tiny": dict(emb_dim=128, num_heads=4, head_dim=32, mlp_dim=512,
                  num_encoder_layers=2, num_decoder_layers=2),
     "small": dict(_VOCAB, emb_dim=512, num_heads=6, head_dim=64, mlp_dim=1024,
@@ -115,29 +85,19 @@ T5_1_0_SIZES: dict[str, dict[str, Any]] = {
 }
 
 
-def _sized_config(version: str, table, size: str, fixed: dict, overrides: dict) -> T5Config:
-  if size not in table:
-    raise ValueError(f"Unknown T5 {version} size {size!r}; known: {sorted(table)}")
-  fields = {**fixed, **table[size], **overrides}
-  if "vocab_size" not in fields:
-    raise ValueError(f"T5 {version} size {size!r} needs an explicit vocab_size=")
-  return T5Config(**fields)
-
-
 @gin.configurable(module="prosocial_jax.models.t5")
 def t5_1_1_config(size: str, **overrides) -> T5Config:
   """A T5 v1.1 config (gated GELU, untied output layer); `overrides` replace any field.
 
   `tiny` has no vocabulary of its own: pass `vocab_size=`.
   """
-  return _sized_config("v1.1", T5_1_1_SIZES, size,
-                       dict(mlp_activations=("gelu", "linear"), logits_via_embedding=False),
-                       overrides)
+  return sized_config(T5Config, "T5 v1.1", T5_1_1_SIZES, size, overrides,
+                      fixed=dict(mlp_activations=("gelu", "linear"), logits_via_embedding=False))
 
 
 @gin.configurable(module="prosocial_jax.models.t5")
 def t5_1_0_config(size: str, **overrides) -> T5Config:
   """A T5 v1.0 config (ReLU MLP, output tied to the embedding and scaled by
   1/sqrt(emb_dim)); `overrides` replace any field."""
-  return _sized_config("v1.0", T5_1_0_SIZES, size,
-                       dict(mlp_activations=("relu",), logits_via_embedding=True), overrides)
+  return sized_config(T5Config, "T5 v1.0", T5_1_0_SIZES, size, overrides,
+                      fixed=dict(mlp_activations=("relu",), logits_via_embedding=True))

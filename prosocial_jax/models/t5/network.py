@@ -33,7 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from prosocial_jax.models import encdec, layers, precision, stack
+from prosocial_jax.models import blocks, encdec, layers, precision, stack
 from prosocial_jax.models.t5.config import T5Config
 
 Array = jax.Array
@@ -46,14 +46,28 @@ def _relpos(cfg: T5Config) -> layers.RelativePositionBiases:
       num_heads=cfg.num_heads, name="relpos_bias")
 
 
-class _Block(nn.Module):
-  """Shared plumbing: norms, attention, MLP and broadcast dropout of one config."""
+def _norm(cfg: T5Config, name: str) -> layers.RMSNorm:
+  return layers.RMSNorm(dtype=cfg.activation_dtype, name=name)
+
+
+def _dropout(cfg: T5Config, x, deterministic):
+  # Same mask for every position of a row, as T5X (broadcast over length).
+  return nn.Dropout(cfg.dropout_rate, broadcast_dims=(-2,))(x, deterministic=deterministic)
+
+
+class _Block(blocks.Block):
+  """T5's parts: RMS norms, attention with the relative bias added, (gated) MLP block,
+  dropout broadcast over the length."""
   config: T5Config
-  dot_general: layers.DotGeneral = lax.dot_general
-  scanned: bool = False  # inside `stack.run_layers`' scan: return (output, None)
+
+  NAMES = {"self_attention_norm": "pre_attention_layer_norm",
+           "self_attention": "attention",  # encoder; the decoder's is below
+           "cross_attention_norm": "pre_cross_attention_layer_norm",
+           "cross_attention": "encoder_decoder_attention",
+           "mlp_norm": "pre_mlp_layer_norm"}
 
   def norm(self, name):
-    return layers.RMSNorm(dtype=self.config.activation_dtype, name=name)
+    return _norm(self.config, name)
 
   def attention(self, name, cross_attention=False):
     cfg = self.config
@@ -62,61 +76,44 @@ class _Block(nn.Module):
         dropout_rate=cfg.dropout_rate, cross_attention=cross_attention,
         dot_general=self.dot_general, name=name)
 
-  def mlp(self, x, deterministic):
+  def mlp(self, x):
     cfg = self.config
     return layers.MlpBlock(
         intermediate_dim=cfg.mlp_dim, activations=cfg.mlp_activations,
         dropout_rate=cfg.dropout_rate, dtype=cfg.activation_dtype,
-        dot_general=self.dot_general, name="mlp")(x, deterministic=deterministic)
+        dot_general=self.dot_general, name="mlp")(x, deterministic=self.deterministic)
 
   def dropout(self, x, deterministic):
-    # Same mask for every position of a row, as T5X (broadcast over length).
-    return nn.Dropout(self.config.dropout_rate, broadcast_dims=(-2,))(
-        x, deterministic=deterministic)
+    return _dropout(self.config, x, deterministic)
 
 
 class EncoderLayer(_Block):
-  """Pre-norm self-attention block then pre-norm MLP block."""
-  STATIC_ARGNUMS = (4,)  # `deterministic` (counting self as 0), for remat
+  """Pre-norm self-attention block then pre-norm MLP block (`blocks.encoder_layer`)."""
 
   @nn.compact
-  def __call__(self, inputs, mask, bias, deterministic):
-    # inputs: [batch, length, embed]
-    x = self.norm("pre_attention_layer_norm")(inputs)
-    x = self.attention("attention")(x, x, mask, bias, deterministic=deterministic)
-    x = inputs + self.dropout(x, deterministic)
-    y = self.mlp(self.norm("pre_mlp_layer_norm")(x), deterministic)
-    y = x + self.dropout(y, deterministic)
-    y = nn.with_logical_constraint(y, ("batch", "length", "embed"))
-    return (y, None) if self.scanned else y
+  def __call__(self, inputs, mask, bias):
+    return blocks.encoder_layer(self, inputs, mask, bias)
 
 
 class DecoderLayer(_Block):
   """Self-attention, cross-attention over the encoder, MLP; each pre-normed."""
-  STATIC_ARGNUMS = (6, 7, 9)  # deterministic, decode, decode_length
+  NAMES = {**_Block.NAMES, "self_attention_norm": "pre_self_attention_layer_norm",
+           "self_attention": "self_attention"}
 
   @nn.compact
-  def __call__(self, inputs, encoded, self_mask, cross_mask, bias, deterministic,
-               decode=False, decode_index=None, decode_length=None):
-    # inputs: [batch, target_len, embed]; encoded: [batch, input_len, embed]
-    x = self.norm("pre_self_attention_layer_norm")(inputs)
-    x = self.attention("self_attention")(
-        x, x, self_mask, bias, deterministic=deterministic, decode=decode,
-        decode_index=decode_index, decode_length=decode_length)
-    x = inputs + self.dropout(x, deterministic)
-    y = self.norm("pre_cross_attention_layer_norm")(x)
-    y = self.attention("encoder_decoder_attention", cross_attention=True)(
-        y, encoded, cross_mask, deterministic=deterministic, decode=decode)
-    y = x + self.dropout(y, deterministic)
-    z = self.mlp(self.norm("pre_mlp_layer_norm")(y), deterministic)
-    z = y + self.dropout(z, deterministic)
-    z = nn.with_logical_constraint(z, ("batch", "length", "embed"))
-    return (z, None) if self.scanned else z
+  def __call__(self, inputs, encoded, self_mask, cross_mask, bias, decode_index=None):
+    return blocks.decoder_layer(self, inputs, encoded, self_mask, cross_mask, bias,
+                                decode_index)
 
 
-class Encoder(_Block):
-  """Embedding -> layers -> final norm. `shared_embedding` is the token embedder."""
-  shared_embedding: Optional[nn.Module] = None
+class _Stack(nn.Module):
+  config: T5Config
+  dot_general: layers.DotGeneral = lax.dot_general
+  shared_embedding: Optional[nn.Module] = None  # the token embedder
+
+
+class Encoder(_Stack):
+  """Embedding -> layers -> final norm."""
 
   @nn.compact
   def __call__(self, encoder_input_tokens, encoder_mask=None, encoder_positions=None, *,
@@ -127,21 +124,16 @@ class Encoder(_Block):
     positions = np.arange(length)
     bias = _relpos(cfg)(positions, positions, bidirectional=True)  # [1, heads, len, len]
     x = self.shared_embedding(encoder_input_tokens.astype(jnp.int32))
-    x = self.dropout(x, deterministic).astype(cfg.activation_dtype)  # [batch, len, embed]
+    x = _dropout(cfg, x, deterministic).astype(cfg.activation_dtype)  # [batch, len, embed]
     x = stack.run_layers(EncoderLayer, cfg, self.dot_general, cfg.num_encoder_layers,
-                         x, encoder_mask, bias, deterministic,
-                         static_argnums=EncoderLayer.STATIC_ARGNUMS)
-    x = self.norm("encoder_norm")(x)
+                         x, encoder_mask, bias, deterministic=deterministic)
+    x = _norm(cfg, "encoder_norm")(x)
     return nn.Dropout(cfg.dropout_rate)(x, deterministic=deterministic)
 
 
-class Decoder(_Block):
-  """Embedding -> layers -> final norm -> logits (float32).
-
-  With `decode=True` the decoder keeps `cache/decode_index` (the position of the
-  next token) and every layer's KV cache; see `layers.MultiHeadAttention`.
-  """
-  shared_embedding: Optional[nn.Module] = None
+class Decoder(_Stack):
+  """Embedding -> layers -> final norm -> float32 logits (tied in v1.0, own kernel in v1.1).
+  Decoding state (decode=True): see `encdec.EncoderDecoder.decode`."""
 
   @nn.compact
   def __call__(self, encoded, decoder_input_tokens, decoder_positions=None, decoder_mask=None,
@@ -153,28 +145,22 @@ class Decoder(_Block):
     query_pos = key_pos = np.arange(q_len)
     decode_index = None
     if decode:
-      if max_decode_length is None:
-        raise ValueError("decode=True needs max_decode_length (the KV cache length)")
-      cache_ready = self.has_variable("cache", "decode_index")
-      index = self.variable("cache", "decode_index", lambda: jnp.zeros((), jnp.int32))
-      if cache_ready:  # cached step: queries at index.., keys span the whole cache
-        decode_index = index.value
+      decode_index = blocks.advance_decode_index(self, q_len, max_decode_length)
+      if decode_index is not None:  # cached step: queries at index.., keys span the cache
         query_pos = decode_index + jnp.arange(q_len)
         key_pos = jnp.arange(max_decode_length)
-        index.value = decode_index + q_len
     bias = _relpos(cfg)(query_pos, key_pos, bidirectional=False)  # [1, heads, q, k]
 
     y = self.shared_embedding(decoder_input_tokens.astype(jnp.int32))
-    y = self.dropout(y, deterministic).astype(cfg.activation_dtype)  # [batch, q, embed]
+    y = _dropout(cfg, y, deterministic).astype(cfg.activation_dtype)  # [batch, q, embed]
     y = stack.run_layers(DecoderLayer, cfg, self.dot_general, cfg.num_decoder_layers,
-                         y, encoded, decoder_mask, encoder_decoder_mask, bias, deterministic,
-                         decode, decode_index, max_decode_length,
-                         static_argnums=DecoderLayer.STATIC_ARGNUMS)
-    y = self.norm("decoder_norm")(y)
-    y = self.dropout(y, deterministic)
+                         y, encoded, decoder_mask, encoder_decoder_mask, bias, decode_index,
+                         deterministic=deterministic, decode=decode,
+                         decode_length=max_decode_length)
+    y = _norm(cfg, "decoder_norm")(y)
+    y = _dropout(cfg, y, deterministic)
 
-    # Logits are float32. Operands too, unless the matmul accumulates bf16 in float32.
-    operand_dtype = cfg.activation_dtype if cfg.matmul == "bf16_fast" else jnp.float32
+    operand_dtype = cfg.logits_operand_dtype  # logits are float32 either way
     if cfg.logits_via_embedding:
       # Tied output layer: rescale so logits keep unit-ish variance (T5 v1.0).
       logits = self.shared_embedding.attend(y, dtype=operand_dtype, dot_general=self.dot_general)

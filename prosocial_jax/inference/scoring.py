@@ -1,7 +1,8 @@
 """Log-likelihood of given targets under a model (perplexity, ranking candidates).
 
-One teacher-forced forward pass; `token_log_likelihoods` is also what the
-trainer's score step uses, so every perplexity in the project has one definition.
+One teacher-forced forward pass; `models.losses.token_log_likelihoods` is also
+what the model contract's `score_batch` uses, so every perplexity in the project
+has one definition.
 """
 
 from __future__ import annotations
@@ -13,17 +14,10 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from prosocial_jax.models.decoding import as_variables
+from prosocial_jax.inference.decoding import as_variables
+from prosocial_jax.models.losses import token_log_likelihoods
 
 Array = jax.Array
-
-
-def token_log_likelihoods(logits: jax.Array, targets: jax.Array) -> jax.Array:
-  """log p(target_t | ...) per position. logits [b, t, v] -> [b, t] fp32."""
-  logits = logits.astype(jnp.float32)
-  log_z = jax.nn.logsumexp(logits, axis=-1)  # [b, t]
-  target_logits = jnp.take_along_axis(logits, targets[..., None], axis=-1)[..., 0]
-  return target_logits - log_z
 
 
 def shift_right(targets: Array, start_id: int = 0) -> Array:

@@ -9,10 +9,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from prosocial_jax.models.beam_search import beam_search
-from prosocial_jax.models.decoding import (decode_step, greedy_decode, init_decode_cache,
+from prosocial_jax.inference.beam_search import beam_search
+from prosocial_jax.inference.decoding import (decode_step, greedy_decode, init_decode_cache,
                                            sample_decode)
-from prosocial_jax.models.packed import PackedKernel, pack_kernel, pack_params
+from prosocial_jax.inference.packed_weights import pack_params
+from prosocial_jax.models.packed import PackedKernel, pack_kernel
 from prosocial_jax.models.prost import Transformer as ProstTransformer
 from prosocial_jax.models.prost import prost_config
 from prosocial_jax.models.t5 import Transformer, t5_1_0_config, t5_1_1_config

@@ -9,11 +9,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from prosocial_jax.models.beam_search import beam_search
-from prosocial_jax.models.decoding import (cast_params_for_decoding, decode_step, filter_logits,
+from prosocial_jax.inference.beam_search import beam_search
+from prosocial_jax.inference.decoding import (cast_params_for_decoding, decode_step, filter_logits,
                                            greedy_decode, init_decode_cache, sample_decode,
                                            step_module_for)
-from prosocial_jax.models.scoring import score
+from prosocial_jax.inference.scoring import score
 from prosocial_jax.models.t5 import Transformer, t5_1_1_config
 
 VOCAB = 64

@@ -3,8 +3,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from prosocial_jax.models.scoring import token_log_likelihoods
-from prosocial_jax.training.losses import cross_entropy_loss
+from prosocial_jax.models.losses import token_log_likelihoods
+from prosocial_jax.models.losses import cross_entropy_loss
 
 
 def test_token_log_likelihoods_match_log_softmax():

@@ -1,10 +1,13 @@
-"""Token-level training losses (fp32, padding masked by weights)."""
+"""Token-level losses and log-likelihoods (float32, padding masked by weights).
+
+The one definition of each: the model contract's `loss_fn` and `score_batch`
+(`inference/model.py`) and `inference.scoring.score` all use these.
+"""
 
 from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-
 
 
 def cross_entropy_loss(logits: jax.Array,
@@ -29,3 +32,11 @@ def cross_entropy_loss(logits: jax.Array,
   z_term = z_loss * jnp.square(log_z)
   loss_sum = jnp.sum((nll + z_term) * weights)
   return loss_sum, jnp.sum(z_term * weights), jnp.sum(weights)
+
+
+def token_log_likelihoods(logits: jax.Array, targets: jax.Array) -> jax.Array:
+  """log p(target_t | ...) per position. logits [b, t, v] -> [b, t] float32."""
+  logits = logits.astype(jnp.float32)
+  log_z = jax.nn.logsumexp(logits, axis=-1)  # [b, t]
+  target_logits = jnp.take_along_axis(logits, targets[..., None], axis=-1)[..., 0]
+  return target_logits - log_z

@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from prosocial_jax.models.decoding import (decode_step, init_decode_cache, resolve_step_params,
+from prosocial_jax.inference.decoding import (decode_step, init_decode_cache, resolve_step_params,
                                            step_module_for)
 
 Array = jax.Array
