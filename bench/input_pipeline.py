@@ -48,16 +48,15 @@ def main(argv: list[str] | None = None) -> dict:
   import numpy as np  # pylint: disable=g-import-not-at-top  (after the env vars above)
 
   import tasks
-  from prosocial_jax.data import synthetic
+  from prosocial_jax.data import corpora_of, synthetic
   from prosocial_jax.training.input_pipeline import configure_tensorflow, train_batches
 
   configure_tensorflow()
   data_root = args.data_root
-  if data_root is None:
+  if data_root is None:  # the corpora of the paper's mixtures
     data_root = synthetic.write_data_root(tempfile.mkdtemp(prefix="bench_data_"), dialogues=args.dialogues,
-                                          corpora=("prosocial_dialog", "daily_dialog", "empathetic_dialogues",
-                                                   "blended_skill_talk", "topical_chat", "persona_chat",
-                                                   "wizard_of_wikipedia"), splits=("train",))
+                                          corpora=corpora_of("prosocial") + corpora_of("casual"),
+                                          splits=("train",))
   tasks.set_data_root(data_root)
   if args.vocab:
     tasks.set_vocabulary(args.vocab)

@@ -1,4 +1,4 @@
-"""What the tasks read: the data root, the bad-record policy, and examples → tf.data.
+"""Where the tasks read from: the data root and the bad-record policy.
 
 Tasks are registered at import, before gin has been parsed, so these settings are
 looked up only when a dataset is built:
@@ -14,9 +14,6 @@ looked up only when a dataset is built:
 from __future__ import annotations
 
 import os
-from typing import Any, Mapping, Sequence
-
-import tensorflow as tf
 
 from prosocial_jax.data.data_root import resolve_data_root
 
@@ -47,16 +44,3 @@ def skip_bad_records() -> bool:
   if _skip_bad_records is not None:
     return _skip_bad_records
   return os.environ.get(SKIP_ENV_VAR, "").lower() in ("1", "true", "yes")
-
-
-def examples_to_dataset(examples: Sequence[Mapping[str, Any]],
-                        dtypes: Mapping[str, tf.dtypes.DType]) -> tf.data.Dataset:
-  """A dataset of scalar features `dtypes` taken from in-memory example dicts."""
-  return tf.data.Dataset.from_tensor_slices(example_columns(examples, dtypes))
-
-
-def example_columns(examples: Sequence[Mapping[str, Any]],
-                    dtypes: Mapping[str, tf.dtypes.DType]) -> dict[str, tf.Tensor]:
-  """One tensor per feature, holding that feature of every example."""
-  return {key: tf.constant([ex[key] for ex in examples], dtype=dtype, shape=[len(examples)])
-          for key, dtype in dtypes.items()}

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import seqio
 
+from prosocial_jax.data import corpus
 from tasks import casual
 from tasks import prosocial_dialog as pd
 
@@ -41,8 +42,10 @@ PROST_RATES = {
 
 
 def _tasks(rates: dict[str, int], prosocial_task: str, casual_task) -> dict[str, int]:
-  return {(prosocial_task if corpus == "prosocial_dialog" else casual_task(corpus)): rate
-          for corpus, rate in rates.items()}
+  """Task -> rate: ProsocialDialog's task, and each casual corpus's (`corpus` rejects a
+  name that is no corpus)."""
+  return {(prosocial_task if corpus(name).role == "prosocial" else casual_task(name)): rate
+          for name, rate in rates.items()}
 
 
 MIXTURES: dict[str, dict[str, int]] = {

@@ -2,7 +2,9 @@
 
 Postprocessors return strings (what the metric functions compare) that also carry
 the parsed parts — `CanaryOutput.label` / `.rots`, `ProstOutput.rots` /
-`.response` — for metrics that need them (RoT BLEU / F1, response BLEU / F1).
+`.response` — so a metric can read a part without parsing the text again. The
+metrics today are safety accuracy and perplexity (prosocial_jax/evaluation/metrics.py);
+BLEU-4 / F1 on RoTs and responses do not exist yet.
 """
 
 from __future__ import annotations

@@ -1,26 +1,51 @@
 """How every task of the project is registered: one source kind, one preprocessing chain.
 
-Each task reads examples {"context": ..., "target": ..., <extra string features>}
-from an ExamplesSource and
-  1. renames context → inputs, target → targets (extra features kept);
-  2. tokenizes both with the tasks' vocabulary (keeping inputs_pretokenized /
+A task is a corpus (prosocial_jax.data.CORPORA) and a function that builds its
+examples {"context": ..., "target": ..., <extra string features>} from a split's
+records (`CorpusExamples`). The examples come from an ExamplesSource and are
+  1. renamed context → inputs, target → targets (extra features kept);
+  2. tokenized with the tasks' vocabulary (keeping inputs_pretokenized /
      targets_pretokenized, the strings metrics compare against);
-  3. cuts inputs from the LEFT to the feature length, so a dialogue's most recent
+  3. cut from the LEFT to the feature length (inputs), so a dialogue's most recent
      turns survive (targets are cut from the right by SeqIO, the label first);
-  4. appends EOS.
+  4. ended with EOS.
+
+`TASK_EXAMPLES` maps every registered task to its CorpusExamples.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import seqio
 
-from tasks import preprocessors, vocabularies
-from tasks.sources import EpochTask, ExamplesFn, ExamplesSource
+from prosocial_jax.data.data_root import SPLITS, Corpus
+from prosocial_jax.data.reading import ReadResult
+from tasks import data_sources, preprocessors, vocabularies
+from tasks.sources import EpochTask, ExamplesSource
 
-SPLITS = ("train", "validation", "test")
+BuildExamples = Callable[[ReadResult], list[dict[str, Any]]]
+
+
+@dataclasses.dataclass(frozen=True)
+class CorpusExamples:
+  """A task's examples of a split: `build` applied to the split's records of `corpus`.
+
+  The files are read when called (a dataset being built), from the data root in
+  effect then, so the data root can be chosen after `import tasks`.
+  """
+  corpus: Corpus
+  build: BuildExamples
+
+  def __call__(self, split: str) -> list[dict[str, Any]]:
+    records = self.corpus.load_split(split, data_sources.get_data_root(),
+                                     skip_bad_records=data_sources.skip_bad_records())
+    return self.build(records)
+
+
+TASK_EXAMPLES: dict[str, CorpusExamples] = {}
 
 
 def output_features() -> dict[str, seqio.Feature]:
@@ -29,17 +54,17 @@ def output_features() -> dict[str, seqio.Feature]:
           "targets": seqio.Feature(vocab, add_eos=True)}
 
 
-def register_task(name: str, examples_fn: ExamplesFn, *, postprocess_fn: Callable,
-                  metric_fns: Sequence[Callable], extra_features: Sequence[str] = (),
-                  splits: Sequence[str] = SPLITS) -> seqio.Task:
-  """Registers (or re-registers) a task over `examples_fn(split)`'s examples."""
+def register_task(name: str, corpus: Corpus, build: BuildExamples, *, postprocess_fn: Callable,
+                  metric_fns: Sequence[Callable], extra_features: Sequence[str] = ()) -> seqio.Task:
+  """Registers (or re-registers) a task over `build`'s examples of `corpus`."""
   if name in seqio.TaskRegistry.names():
     seqio.TaskRegistry.remove(name)
+  examples = TASK_EXAMPLES[name] = CorpusExamples(corpus, build)
   key_map = {"inputs": "context", "targets": "target", **{f: f for f in extra_features}}
   return seqio.TaskRegistry.add(
       name,
       task_cls=EpochTask,
-      source=ExamplesSource(examples_fn, ("context", "target", *extra_features), splits),
+      source=ExamplesSource(examples, ("context", "target", *extra_features), SPLITS),
       output_features=output_features(),
       preprocessors=[
           functools.partial(seqio.preprocessors.rekey, key_map=key_map),

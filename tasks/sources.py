@@ -37,8 +37,6 @@ import numpy as np
 import seqio
 import tensorflow as tf
 
-from tasks import data_sources
-
 ExamplesFn = Callable[[str], Sequence[Mapping[str, Any]]]
 _GATHER_BATCH = 256
 
@@ -48,6 +46,13 @@ def epoch_order(shard_size: int, seed: int, epoch) -> tf.Tensor:
   keys = tf.random.stateless_uniform([shard_size], seed=tf.stack(
       [tf.constant(seed, tf.int64), tf.cast(epoch, tf.int64)]), alg="philox")
   return tf.argsort(keys, stable=True)
+
+
+def example_columns(examples: Sequence[Mapping[str, Any]],
+                    dtypes: Mapping[str, tf.dtypes.DType]) -> dict[str, tf.Tensor]:
+  """One tensor per feature, holding that feature of every example."""
+  return {key: tf.constant([ex[key] for ex in examples], dtype=dtype, shape=[len(examples)])
+          for key, dtype in dtypes.items()}
 
 
 def fingerprint(columns: Mapping[str, np.ndarray]) -> str:
@@ -101,7 +106,7 @@ class ExamplesSource(seqio.DataSource):
                   use_cached: bool = False, num_epochs: int | None = 1) -> tf.data.Dataset:
     del sequence_length, use_cached, num_epochs  # Epochs come from `repeating`.
     examples = self.examples(split)
-    columns = data_sources.example_columns(examples, {c: tf.string for c in self._columns})
+    columns = example_columns(examples, {c: tf.string for c in self._columns})
     self.built[split] = {"examples": len(examples),
                          "sha256": fingerprint({k: v.numpy() for k, v in columns.items()})}
     shard = np.arange(len(examples), dtype=np.int64)

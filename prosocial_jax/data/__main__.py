@@ -16,12 +16,12 @@ import argparse
 import logging
 import sys
 
-from prosocial_jax.data.data_root import resolve_data_root
+from prosocial_jax.data import CORPORA, corpus, download, synthetic
+from prosocial_jax.data.data_root import SPLITS, resolve_data_root
 from prosocial_jax.data.errors import DataFormatError, MissingDataError
 
 
 def _download(args) -> int:
-  from prosocial_jax.data import download  # Imported here: --help stays fast.
   if args.corpus == "all":
     status = download.download_all(args.data_root, variant=None)
     return 0 if all(s in ("ok", "manual") for s in status.values()) else 1
@@ -38,46 +38,34 @@ def _download(args) -> int:
   return 0
 
 
-def corpus_stats(corpus: str, split: str, data_root: str | None, skip_bad_records: bool) -> dict:
+def corpus_stats(name: str, split: str, data_root: str | None, skip_bad_records: bool) -> dict:
   """{records, utterances, skipped} of one split of one corpus."""
-  from prosocial_jax.data.readers import reader
-  result = reader(corpus).load_split(split, data_root, skip_bad_records=skip_bad_records)
-  utterances = 0
-  for record in result:
-    if hasattr(record, "utterances"):
-      utterances += len(record.utterances)
-    elif hasattr(record, "replies"):  # a ToxiChat thread: its turns and chatbot replies
-      utterances += len(record.turns) + len(record.replies)
-    elif hasattr(record, "turns"):  # a ProsocialDialog turn holds an utterance and a response
-      utterances += sum(1 + bool(t.response) for t in record.turns)
-    else:
-      utterances += 1
-  return {"records": len(result), "utterances": utterances, "skipped": result.skipped_count}
+  result = corpus(name).load_split(split, data_root, skip_bad_records=skip_bad_records)
+  return {"records": len(result), "utterances": sum(r.utterance_count for r in result),
+          "skipped": result.skipped_count}
 
 
 def _stats(args) -> int:
-  from prosocial_jax.data.readers import CORPORA
-  corpora = CORPORA if args.corpus == "all" else [args.corpus]
-  splits = [args.split] if args.split else ["train", "validation", "test"]
+  corpora = list(CORPORA) if args.corpus == "all" else [args.corpus]
+  splits = [args.split] if args.split else list(SPLITS)
   print(f"data root: {resolve_data_root(args.data_root)}")
   failed = False
-  for corpus in corpora:
+  for name in corpora:
     for split in splits:
       try:
-        s = corpus_stats(corpus, split, args.data_root, args.skip_bad_records)
+        s = corpus_stats(name, split, args.data_root, args.skip_bad_records)
         skipped = f"  ({s['skipped']} bad records skipped)" if s["skipped"] else ""
-        print(f"{corpus:24s} {split:10s} {s['records']:8d} records "
+        print(f"{name:24s} {split:10s} {s['records']:8d} records "
               f"{s['utterances']:9d} utterances{skipped}")
       except MissingDataError as e:
-        print(f"{corpus:24s} {split:10s} missing: {e}")
+        print(f"{name:24s} {split:10s} missing: {e}")
       except DataFormatError as e:
-        print(f"{corpus:24s} {split:10s} BAD DATA: {e}")
+        print(f"{name:24s} {split:10s} BAD DATA: {e}")
         failed = True
   return 1 if failed else 0
 
 
 def _synthetic(args) -> int:
-  from prosocial_jax.data import synthetic
   print(synthetic.write_data_root(args.dir, dialogues=args.dialogues))
   return 0
 

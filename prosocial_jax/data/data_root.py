@@ -1,4 +1,4 @@
-"""Where raw corpora live: one data root, one folder per corpus.
+"""Where raw corpora live, what a corpus is, and which of its files hold a split.
 
 The data root is, in order of precedence:
 
@@ -11,30 +11,45 @@ Each corpus has its own folder under the root (`prosocial_dialog/`,
 the file name (train / valid|validation|dev / test). Paths go through
 `tf.io.gfile`, so a `gs://` root works.
 
+A `Corpus` is one such folder's declaration: which files its reader takes, how
+they become records, where the release comes from and what the synthetic fixture
+writes. Each corpus module (`daily_dialog.py`, ...) declares one; the package's
+`CORPORA` lists them all.
+
 `sample_data_root()` is the small hand-written sample shipped with the package;
 it is gin-configurable, so a gin file can say `DATA_ROOT = @sample_data_root()`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
-from typing import Callable
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import gin
 import tensorflow as tf
 
 from prosocial_jax.data.errors import AmbiguousSplitError, MissingDataError
+from prosocial_jax.data.reading import ReadResult
+
+if TYPE_CHECKING:  # Only for annotations: download.py and synthetic.py read the corpora.
+  from prosocial_jax.data.download import Release
+  from prosocial_jax.data.synthetic import Fixture
 
 ENV_VAR = "PROSOCIAL_JAX_DATA"
 DEFAULT_DATA_ROOT = "~/prosocial_jax_data"
 
-# Canonical split name -> the words that mark it in a file name.
+# The split names, once: each canonical split -> the words that mark it in a file name
+# (the first is the one releases usually use, e.g. valid.json).
 SPLIT_WORDS: dict[str, tuple[str, ...]] = {
     "train": ("train",),
     "validation": ("valid", "validation", "dev"),
     "test": ("test",),
 }
+SPLITS: tuple[str, ...] = tuple(SPLIT_WORDS)
+# How the paper uses a corpus (Corpus.role).
+ROLES = ("prosocial", "casual", "social_norms", "evaluation")
 # Files in a corpus folder that are never data.
 _IGNORED_SUFFIXES = (".md",)
 
@@ -79,6 +94,11 @@ def canonical_split(split: str) -> str:
       return name
   raise ValueError(f"Unknown split {split!r}: expected one of "
                    f"{sorted(w for words in SPLIT_WORDS.values() for w in words)}.")
+
+
+def split_file_word(split: str) -> str:
+  """The word releases usually name `split`'s file with: train, valid or test."""
+  return SPLIT_WORDS[canonical_split(split)][0]
 
 
 def _data_files(corpus_path: str) -> list[str]:
@@ -134,12 +154,6 @@ def find_split_files(corpus_path: str | os.PathLike, split: str, *,
   return [os.path.join(corpus_path, m) for m in matches]
 
 
-def find_split_file(corpus_path: str | os.PathLike, split: str, *,
-                    accept: Callable[[str], bool] | None = None) -> str:
-  """The one file in `corpus_path` whose name marks `split` (see find_split_files)."""
-  return find_split_files(corpus_path, split, accept=accept)[0]
-
-
 def find_data_file(corpus_path: str | os.PathLike, accept: Callable[[str], bool],
                    expected: str) -> str:
   """The one data file `accept` takes, for releases that hold every split in one file
@@ -154,6 +168,65 @@ def find_data_file(corpus_path: str | os.PathLike, accept: Callable[[str], bool]
     raise AmbiguousSplitError(f"Several data files in {corpus_path}: {matches}; expected one "
                               f"({expected}). Keep one, or move the others out of the folder.")
   return os.path.join(corpus_path, matches[0])
+
+
+@dataclasses.dataclass(frozen=True)
+class Corpus:
+  """One corpus, declared once in its own module; everything else reads this.
+
+  name: its folder under the data root, and its name in commands and task names.
+  role: how the paper uses it (ROLES) — "prosocial" (ProsocialDialog), "casual" (the
+    casual corpora of the mixtures), "social_norms" (Canary's stage 1) or "evaluation".
+  files: a regular expression the lower-cased name of every file the reader takes
+    must match in full; the split is then found from the name (or, with
+    `one_file`, from a column).
+  read_files: `(paths, *, skip_bad_records=False) -> ReadResult`, the paths of one
+    split in order (reading.reader builds it from a file format and a record parser).
+  release: where `python -m prosocial_jax.data download` fetches it from.
+  write_synthetic: `(fixture, splits, n)` writes `n` random records per split in the
+    release's format (synthetic.py).
+  one_file: the release keeps every split in this one file (its name, for messages),
+    and each record carries its `split`.
+  several_files_per_split: the files marking one split are read together
+    (e.g. Topical-Chat's valid_freq.json and valid_rare.json).
+  """
+  name: str
+  role: str
+  files: str
+  read_files: Callable[..., ReadResult]
+  release: Release
+  write_synthetic: Callable[[Fixture, Sequence[str], int], None]
+  one_file: str | None = None
+  several_files_per_split: bool = False
+
+  def __post_init__(self):
+    if self.role not in ROLES:
+      raise ValueError(f"Corpus {self.name!r}: unknown role {self.role!r}; expected one of {ROLES}.")
+
+  def accepts(self, file_name: str) -> bool:
+    """Whether the reader takes a file of this name (the corpus's other files are passed over)."""
+    return re.fullmatch(self.files, file_name.lower()) is not None
+
+  def read_file(self, path: str | os.PathLike, *, skip_bad_records: bool = False) -> ReadResult:
+    return self.read_files([path], skip_bad_records=skip_bad_records)
+
+  def split_files(self, split: str, data_root: str | os.PathLike | None = None) -> list[str]:
+    """The file(s) holding `split` in the corpus's folder under the data root."""
+    folder = corpus_dir(self.name, data_root)
+    if self.one_file:
+      return [find_data_file(folder, self.accepts, self.one_file)]
+    return find_split_files(folder, split, accept=self.accepts,
+                            multiple=self.several_files_per_split)
+
+  def load_split(self, split: str, data_root: str | os.PathLike | None = None, *,
+                 skip_bad_records: bool = False) -> ReadResult:
+    """Reads `split` (train / validation / test, or an alias) from the data root."""
+    paths = self.split_files(split, data_root)
+    if not self.one_file:
+      return self.read_files(paths, skip_bad_records=skip_bad_records)
+    split = canonical_split(split)
+    result = self.read_files(paths, skip_bad_records=skip_bad_records)
+    return ReadResult([r for r in result if r.split == split], result.skipped, result.paths)
 
 
 @gin.configurable

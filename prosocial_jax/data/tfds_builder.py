@@ -30,12 +30,9 @@ import numpy as np
 import tensorflow_datasets as tfds
 from etils import epath
 
-from prosocial_jax.data import data_root as data_root_lib
-from prosocial_jax.data.download.releases import RELEASES
+from prosocial_jax.data.data_root import SPLITS, find_split_files, marks_split
 from prosocial_jax.data.labels import SAFETY_LABELS
-from prosocial_jax.data.readers import prosocial_dialog as reader
-
-SPLITS = {"train": "train", "validation": "validation", "test": "test"}
+from prosocial_jax.data.prosocial_dialog import CORPUS
 
 
 class ProsocialDialog(tfds.core.GeneratorBasedBuilder):
@@ -48,10 +45,9 @@ class ProsocialDialog(tfds.core.GeneratorBasedBuilder):
   direct-download JSON or the Hugging Face JSON lines / Parquet format) in the
   manual folder to build offline; without them the Hugging Face files are downloaded.
   """
-  # Split -> URL of the Hugging Face file; the table in download/releases.py is the one place.
-  URLS = {split: next(r.url for r in RELEASES["prosocial_dialog"].files if r.filename == name)
-          for split, name in (("train", "train.json"), ("validation", "valid.json"),
-                              ("test", "test.json"))}
+  # Split -> URL of the Hugging Face file, from the corpus's release (the one place).
+  URLS = {split: next(r.url for r in CORPUS.release.files if marks_split(r.filename, split))
+          for split in SPLITS}
 
   @tfds.core.utils.classproperty
   @classmethod
@@ -87,11 +83,10 @@ class ProsocialDialog(tfds.core.GeneratorBasedBuilder):
       folder = os.fspath(dl_manager.manual_dir)
     except AssertionError:  # TFDS asserts when no manual folder exists.
       return None
-    if not os.path.isdir(folder) or not any(reader.accept_file(n) for n in os.listdir(folder)):
+    if not os.path.isdir(folder) or not any(CORPUS.accepts(n) for n in os.listdir(folder)):
       return None
     # A manual folder with data must hold every split: a missing one is an error, not a download.
-    return {split: data_root_lib.find_split_files(folder, split, accept=reader.accept_file,
-                                                  multiple=True)
+    return {split: find_split_files(folder, split, accept=CORPUS.accepts, multiple=True)
             for split in SPLITS}
 
   def _split_generators(self, dl_manager):
@@ -99,10 +94,10 @@ class ProsocialDialog(tfds.core.GeneratorBasedBuilder):
     if files is None:
       paths = dl_manager.download(self.URLS)
       files = {split: [os.fspath(paths[split])] for split in SPLITS}
-    return {name: self._generate_examples(files[split]) for split, name in SPLITS.items()}
+    return {split: self._generate_examples(files[split]) for split in SPLITS}
 
   def _generate_examples(self, paths):
-    for dialogue in reader.read_files(paths):
+    for dialogue in CORPUS.read_files(paths):
       history: list[str] = []
       for j, turn in enumerate(dialogue.turns):
         yield f"{dialogue.index}-{j}", {

@@ -38,12 +38,9 @@ from typing import Iterable, Iterator, Sequence
 import sentencepiece as spm
 import tensorflow as tf
 
-from prosocial_jax.data import formatting, prosocial_dialog
-from prosocial_jax.data.examples.social_norms import norm_examples
+from prosocial_jax.data import corpus, formatting, prosocial_dialog
 from prosocial_jax.data.labels import SAFETY_LABELS
-from prosocial_jax.data.readers import reader
-from prosocial_jax.data.readers.norm_records import NormExample
-from prosocial_jax.data.records import Conversation
+from prosocial_jax.data.reading import Conversation, NormExample
 
 DEFAULT_VOCAB_SIZE = 1024
 SEED = 0
@@ -55,12 +52,12 @@ def vocab_sentences(dialogues: Iterable[prosocial_dialog.Dialogue]) -> Iterator[
   for dialogue in dialogues:
     utterances = []
     for turn in dialogue.turns:
-      utterances.append(f"{prosocial_dialog.USER_MARK} {turn.text.strip()}")
+      utterances.append(f"{formatting.USER_MARK} {turn.text.strip()}")
       if turn.response:
-        utterances.append(f"{prosocial_dialog.BOT_MARK} {turn.response.strip()}")
-    yield prosocial_dialog.UTTERANCE_SEPARATOR.join(utterances)
+        utterances.append(f"{formatting.BOT_MARK} {turn.response.strip()}")
+    yield formatting.UTTERANCE_SEPARATOR.join(utterances)
     for turn in dialogue.turns:
-      yield prosocial_dialog.canary_target(turn.safety_label, turn.rots)
+      yield formatting.canary_target(turn.safety_label, turn.rots)
 
 
 def train_sentencepiece(sentences: Iterable[str], vocab_size: int = DEFAULT_VOCAB_SIZE) -> bytes:
@@ -95,28 +92,27 @@ def vocab_text(model_proto: bytes) -> str:
                  for i in range(processor.get_piece_size()))
 
 
-def corpus_sentences(corpus: str, records) -> Iterator[str]:
+def corpus_sentences(name: str, records) -> Iterator[str]:
   """The training text of one corpus's records (see the module docstring)."""
-  if corpus == prosocial_dialog.CORPUS:
+  if name == prosocial_dialog.CORPUS.name:
     yield from vocab_sentences(records)
     return
   for record in records:
     if isinstance(record, Conversation):
       yield formatting.format_history(record.utterances)
-    elif isinstance(record, NormExample):
-      example = norm_examples([record])[0]
-      yield example["context"]
-      yield example["target"]
+    elif isinstance(record, NormExample):  # the context and target of its stage-1 example
+      yield formatting.format_history(record.utterances)
+      yield formatting.normalize_text(record.target)
     else:
-      raise ValueError(f"{corpus} is evaluation data; train the vocabulary on training corpora.")
+      raise ValueError(f"{name} is evaluation data; train the vocabulary on training corpora.")
 
 
 def train_vocab(data_root: str, output: str, vocab_size: int = DEFAULT_VOCAB_SIZE,
-                split: str = "train", corpora: Sequence[str] = (prosocial_dialog.CORPUS,)) -> str:
+                split: str = "train", corpora: Sequence[str] = (prosocial_dialog.CORPUS.name,)) -> str:
   """Trains on `split` of `corpora` under `data_root`; returns the `.model` path."""
   prefix = output[:-len(".model")] if output.endswith(".model") else output
-  sentences = [s for corpus in corpora
-               for s in corpus_sentences(corpus, reader(corpus).load_split(split, data_root))]
+  sentences = [s for name in corpora
+               for s in corpus_sentences(name, corpus(name).load_split(split, data_root))]
   model_proto = train_sentencepiece(sentences, vocab_size)
   parent = os.path.dirname(prefix)
   if parent:
@@ -140,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
                       help="a corpus folder to read (repeatable; default: prosocial_dialog)")
   args = parser.parse_args(argv)
   path = train_vocab(args.data_root, args.output, args.vocab_size, args.split,
-                     corpora=args.corpora or (prosocial_dialog.CORPUS,))
+                     corpora=args.corpora or (prosocial_dialog.CORPUS.name,))
   size = spm.SentencePieceProcessor(model_file=path).get_piece_size()
   print(f"Wrote {path} ({size} pieces) and {path[:-len('.model')]}.vocab")
   return 0

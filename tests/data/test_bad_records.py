@@ -8,10 +8,11 @@ import json
 
 import pytest
 
+from prosocial_jax.data import (CORPORA, blended_skill_talk, commonsense_norm_bank, daily_dialog,
+                                empathetic_dialogues, moral_integrity_corpus, persona_chat,
+                                prosocial_dialog, social_chem_101, topical_chat, toxichat,
+                                wizard_of_wikipedia)
 from prosocial_jax.data.errors import DataFormatError
-from prosocial_jax.data.readers import (blended_skill_talk, daily_dialog, empathetic_dialogues,
-                                        moral_integrity, norm_bank, persona_chat, prosocial_dialog,
-                                        social_chem, topical_chat, toxichat, wizard_of_wikipedia)
 
 DD_GOOD = json.dumps({"dialogue": [{"text": "Hi ."}, {"text": "Hello ."}]})
 ED_HEADER = "conv_id,utterance_idx,context,prompt,speaker_idx,utterance,selfeval,tags\n"
@@ -41,7 +42,7 @@ def lines(*parts):
   return "\n".join(parts) + "\n"
 
 
-# (id, reader, file name, content, record, field, problem)
+# (id, corpus module, file name, content, record, field, problem)
 CASES = [
     # ProsocialDialog, Hugging Face JSON lines (the direct format: test_prosocial_dialog_reader.py)
     ("pd-bad-json", prosocial_dialog, "train.json", lines(PD_GOOD, '{"context": "x",'), "line 2", None, "invalid JSON"),
@@ -94,23 +95,23 @@ CASES = [
     ("wow-empty", wizard_of_wikipedia, "train.json", json.dumps([WOW_GOOD, {"dialog": []}]),
      "dialogue 1", "dialog", "empty list"),
     # Social Chemistry 101
-    ("sc-fields", social_chem, "social-chem-101.v1.0.tsv", SC_HEADER + SC_GOOD + "aita\t1\ttrain\t4\n",
+    ("sc-fields", social_chem_101, "social-chem-101.v1.0.tsv", SC_HEADER + SC_GOOD + "aita\t1\ttrain\t4\n",
      "line 3", None, "expected 8 fields (as in the header), got 4"),
-    ("sc-split", social_chem, "social-chem-101.v1.0.tsv", SC_HEADER + SC_GOOD + SC_GOOD.replace("train", "trian"),
+    ("sc-split", social_chem_101, "social-chem-101.v1.0.tsv", SC_HEADER + SC_GOOD + SC_GOOD.replace("train", "trian"),
      "line 3", "split", "unknown split 'trian'"),
-    ("sc-rot-bad", social_chem, "social-chem-101.v1.0.tsv", SC_HEADER + SC_GOOD + SC_GOOD.replace("\t0\t", "\tyes\t"),
+    ("sc-rot-bad", social_chem_101, "social-chem-101.v1.0.tsv", SC_HEADER + SC_GOOD + SC_GOOD.replace("\t0\t", "\tyes\t"),
      "line 3", "rot-bad", "expected 0 or 1, got 'yes'"),
-    ("sc-empty", social_chem, "social-chem-101.v1.0.tsv",
+    ("sc-empty", social_chem_101, "social-chem-101.v1.0.tsv",
      SC_HEADER + SC_GOOD + SC_GOOD.replace("lying to a friend", " "), "line 3", "situation", "empty"),
     # Moral Integrity Corpus
-    ("mic-split", moral_integrity, "MIC.csv", MIC_HEADER + MIC_GOOD + MIC_GOOD.replace("train", "eval"),
+    ("mic-split", moral_integrity_corpus, "MIC.csv", MIC_HEADER + MIC_GOOD + MIC_GOOD.replace("train", "eval"),
      "line 3", "split", "unknown split 'eval'"),
-    ("mic-empty", moral_integrity, "MIC.csv", MIC_HEADER + MIC_GOOD + ",No.,It's wrong.,train\n",
+    ("mic-empty", moral_integrity_corpus, "MIC.csv", MIC_HEADER + MIC_GOOD + ",No.,It's wrong.,train\n",
      "line 3", "Q", "empty"),
     # Commonsense Norm Bank
-    ("nb-empty", norm_bank, "train.freeform.tsv", NB_HEADER + NB_GOOD + "helping\t \n",
+    ("nb-empty", commonsense_norm_bank, "train.freeform.tsv", NB_HEADER + NB_GOOD + "helping\t \n",
      "line 3", "text_label", "empty"),
-    ("nb-no-tab", norm_bank, "train.freeform.tsv", NB_GOOD + "no judgment here\n",
+    ("nb-no-tab", commonsense_norm_bank, "train.freeform.tsv", NB_GOOD + "no judgment here\n",
      "line 2", None, "expected '<situation><TAB><judgment>'"),
     # ToxiChat
     ("toxi-bad-json", toxichat, "train.jsonl", lines(TOXI_GOOD, '{"reddit_thread": ['), "line 2", None, "invalid JSON"),
@@ -127,49 +128,47 @@ CASES = [
 ]
 
 
-def _read(module, path, **kwargs):
-  if module in (social_chem, moral_integrity):
-    return module.read_file(path, split="train", **kwargs)
-  return module.read_file(path, **kwargs)
-
-
-@pytest.mark.parametrize("reader,name,content,record,field,problem",
+@pytest.mark.parametrize("module,name,content,record,field,problem",
                          [c[1:] for c in CASES], ids=[c[0] for c in CASES])
-def test_error_names_file_record_and_field(tmp_path, reader, name, content, record, field, problem):
+def test_error_names_file_record_and_field(tmp_path, module, name, content, record, field, problem):
   path = tmp_path / name
   path.write_text(content)
   with pytest.raises(DataFormatError) as info:
-    _read(reader, str(path))
+    module.CORPUS.read_file(str(path))
   error = info.value
   assert (error.path, error.record, error.field) == (str(path), record, field)
   assert problem in str(error)
   assert str(error).startswith(f"{path}: {record}: ")
 
 
-@pytest.mark.parametrize("reader,name,content,record,field,problem",
+@pytest.mark.parametrize("module,name,content,record,field,problem",
                          [c[1:] for c in CASES], ids=[c[0] for c in CASES])
-def test_skip_mode_counts_and_reports(tmp_path, caplog, reader, name, content, record, field, problem):
+def test_skip_mode_counts_and_reports(tmp_path, caplog, module, name, content, record, field, problem):
   path = tmp_path / name
   path.write_text(content)
-  result = _read(reader, str(path), skip_bad_records=True)
+  result = module.CORPUS.read_file(str(path), skip_bad_records=True)
   assert len(result) == 1  # the good record
   assert result.skipped_count == 1
   assert result.skipped[0].record == record and problem in str(result.skipped[0])
   assert f"Skipped 1 bad record(s) while reading {path}" in caplog.text
 
 
-@pytest.mark.parametrize("reader,name,content,problem", [
+@pytest.mark.parametrize("module,name,content,problem", [
     (empathetic_dialogues, "train.csv", "id,text\n1,hi\n", "expected the header conv_id,utterance_idx"),
-    (social_chem, "social-chem-101.v1.0.tsv", "situation\tsplit\nx\ttrain\n", "the header has no column(s) ['rot', 'rot-bad']"),
-    (moral_integrity, "MIC.csv", "", "the file is empty"),
+    (social_chem_101, "social-chem-101.v1.0.tsv", "situation\tsplit\nx\ttrain\n", "the header has no column(s) ['rot', 'rot-bad']"),
+    (moral_integrity_corpus, "MIC.csv", "", "the file is empty"),
     (topical_chat, "train.json", "[]", "must be a JSON object of conversations"),
     (blended_skill_talk, "train.json", "{}", "must be a JSON list of episodes"),
     (wizard_of_wikipedia, "train.json", '[{"dialog": [], ]', "invalid JSON"),
     (daily_dialog, "train.json", b"\xff\xfe{}", "not UTF-8 text"),
 ], ids=["ed-header", "sc-header", "mic-empty-file", "tc-top", "bst-top", "wow-json", "dd-utf8"])
-def test_whole_file_problems_raise_even_in_skip_mode(tmp_path, reader, name, content, problem):
+def test_whole_file_problems_raise_even_in_skip_mode(tmp_path, module, name, content, problem):
   path = tmp_path / name
   path.write_bytes(content if isinstance(content, bytes) else content.encode())
   with pytest.raises(DataFormatError) as info:
-    _read(reader, str(path), skip_bad_records=True)
+    module.CORPUS.read_file(str(path), skip_bad_records=True)
   assert info.value.path == str(path) and problem in str(info.value)
+
+
+def test_every_corpus_has_bad_record_cases():
+  assert {case[1].CORPUS.name for case in CASES} == set(CORPORA)

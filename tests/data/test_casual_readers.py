@@ -1,13 +1,15 @@
 """The casual-corpus readers on hand-written files in each original release format,
-and the Canary / Prost examples built from them, checked by hand."""
+and the Canary / Prost examples the tasks build from them, checked by hand."""
 
 import json
 
-import pytest
-
-from prosocial_jax.data.examples import casual
-from prosocial_jax.data.readers import (blended_skill_talk, daily_dialog, empathetic_dialogues,
-                                        persona_chat, topical_chat, wizard_of_wikipedia)
+from prosocial_jax.data.blended_skill_talk import CORPUS as blended_skill_talk
+from prosocial_jax.data.daily_dialog import CORPUS as daily_dialog
+from prosocial_jax.data.empathetic_dialogues import CORPUS as empathetic_dialogues
+from prosocial_jax.data.persona_chat import CORPUS as persona_chat
+from prosocial_jax.data.topical_chat import CORPUS as topical_chat
+from prosocial_jax.data.wizard_of_wikipedia import CORPUS as wizard_of_wikipedia
+from tasks import casual
 
 
 def write(folder, name, text):

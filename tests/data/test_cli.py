@@ -4,15 +4,14 @@ import os
 
 import sentencepiece as spm
 
-from prosocial_jax.data import synthetic, train_vocab
+from prosocial_jax.data import CORPORA, corpus, synthetic, train_vocab
 from prosocial_jax.data.__main__ import corpus_stats, main
-from prosocial_jax.data.readers import reader
 
 
 def test_synthetic_then_stats(tmp_path, capsys):
   root = str(tmp_path / "data")
   assert main(["synthetic", root, "--dialogues", "3"]) == 0
-  assert sorted(os.listdir(root)) == sorted(synthetic.CORPORA)
+  assert sorted(os.listdir(root)) == sorted(CORPORA)
   assert main(["stats", "all", "--data_root", root]) == 0
   out = capsys.readouterr().out
   assert "daily_dialog             validation        3 records" in out
@@ -44,5 +43,5 @@ def test_train_vocab_on_several_corpora_is_reproducible(tmp_path, capsys):
   sp = spm.SentencePieceProcessor(model_file=str(tmp_path / "a.model"))
   assert sp.get_piece_size() <= 600 and len(sp.encode("__needs_caution__")) == 1
   sentences = list(train_vocab.corpus_sentences("daily_dialog",
-                                                reader("daily_dialog").load_split("train", root)))
+                                                corpus("daily_dialog").load_split("train", root)))
   assert sentences[0].startswith(("User: ", "Bot: "))

@@ -44,25 +44,32 @@ def _touch(folder, *names):
   return folder
 
 
-def test_find_split_file_by_name(tmp_path):
+def test_split_names():
+  assert dr.SPLITS == ("train", "validation", "test")
+  assert [dr.canonical_split(s) for s in ("train", "valid", "validation", "dev", "test", "DEV")] == [
+      "train", "validation", "validation", "validation", "test", "validation"]
+  assert [dr.split_file_word(s) for s in dr.SPLITS] == ["train", "valid", "test"]
+
+
+def test_find_split_files_by_name(tmp_path):
   folder = _touch(tmp_path / "c", "train.json", "valid.json", "test.json", "README.md", ".train.json.swp")
-  assert dr.find_split_file(folder, "train") == str(folder / "train.json")
+  assert dr.find_split_files(folder, "train") == [str(folder / "train.json")]
   for alias in ("validation", "valid", "dev"):
-    assert dr.find_split_file(folder, alias) == str(folder / "valid.json")
-  assert dr.find_split_file(folder, "test") == str(folder / "test.json")
+    assert dr.find_split_files(folder, alias) == [str(folder / "valid.json")]
+  assert dr.find_split_files(folder, "test") == [str(folder / "test.json")]
   other = _touch(tmp_path / "d", "prosocial_dialog_v1_dev.jsonl", "dialogues_train.txt")
-  assert dr.find_split_file(other, "validation") == str(other / "prosocial_dialog_v1_dev.jsonl")
-  assert dr.find_split_file(other, "train") == str(other / "dialogues_train.txt")
+  assert dr.find_split_files(other, "validation") == [str(other / "prosocial_dialog_v1_dev.jsonl")]
+  assert dr.find_split_files(other, "train") == [str(other / "dialogues_train.txt")]
 
 
-def test_find_split_file_none_or_several(tmp_path):
+def test_find_split_files_none_or_several(tmp_path):
   folder = _touch(tmp_path / "c", "fsb_valid.json", "knowee_valid.json", "train.json")
   with pytest.raises(AmbiguousSplitError, match=r"fsb_valid\.json.*knowee_valid\.json"):
-    dr.find_split_file(folder, "validation")
+    dr.find_split_files(folder, "validation")
   with pytest.raises(MissingDataError, match=r"No 'test' split file .*found \['fsb_valid"):
-    dr.find_split_file(folder, "test")
+    dr.find_split_files(folder, "test")
   with pytest.raises(ValueError, match="Unknown split 'eval'"):
-    dr.find_split_file(folder, "eval")
+    dr.find_split_files(folder, "eval")
 
 
 @gin.configurable("test_data_root_consumer")

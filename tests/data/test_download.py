@@ -12,12 +12,11 @@ import zipfile
 
 import pytest
 
-from prosocial_jax.data import download
+from prosocial_jax.data import CORPORA, download
 from prosocial_jax.data.__main__ import main as cli
-from prosocial_jax.data.download import archives
-from prosocial_jax.data.download.fetch import DownloadError, fetch
-from prosocial_jax.data.download.releases import RELEASES, Release, Remote
-from prosocial_jax.data.readers import daily_dialog, toxichat
+from prosocial_jax.data.daily_dialog import CORPUS as daily_dialog
+from prosocial_jax.data.download import DownloadError, Release, Remote, fetch
+from prosocial_jax.data.toxichat import CORPUS as toxichat
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -143,11 +142,11 @@ def test_archives_keep_only_matching_members_flat(tmp_path):
     (tmp_path / name).write_bytes(data)
     out = tmp_path / f"out_{name}"
     out.mkdir()
-    written = archives.extract(str(tmp_path / name), r"^(train|valid|test)\.json$", str(out))
+    written = download.extract_archive(str(tmp_path / name), r"^(train|valid|test)\.json$", str(out))
     assert written == [str(out / "test.json"), str(out / "train.json"), str(out / "valid.json")]
     assert (out / "test.json").read_bytes() == b"3" and not (tmp_path / "evil").exists()
   with pytest.raises(ValueError, match="no member matches"):
-    archives.extract(str(tmp_path / "a.tgz"), r"^x$", str(tmp_path))
+    download.extract_archive(str(tmp_path / "a.tgz"), r"^x$", str(tmp_path))
 
 
 DD_LINE = json.dumps({"dialogue": [{"text": "Hi ."}, {"text": "Hello ."}]}) + "\n"
@@ -160,10 +159,10 @@ def test_download_into_the_data_root(server, tmp_path):
   handler.files["/dailydialog.tar.gz"] = archive
   handler.files["/dev.jsonl"] = b'{"reddit_thread": [{"text": "hi", "offense_label": "Safe"}]}\n'
   releases = {
-      "daily_dialog": Release("daily_dialog", "", "", files=(
+      "daily_dialog": Release("", "", files=(
           Remote(f"{url}/dailydialog.tar.gz", sha(archive), keep=r"^(train|valid|test)\.json$"),)),
-      "toxichat": Release("toxichat", "", "", files=(Remote(f"{url}/dev.jsonl"),)),
-      "moral_integrity_corpus": RELEASES["moral_integrity_corpus"],
+      "toxichat": Release("", "", files=(Remote(f"{url}/dev.jsonl"),)),
+      "moral_integrity_corpus": CORPORA["moral_integrity_corpus"].release,
   }
   root = str(tmp_path / "data")
   files = download.download("daily_dialog", root, releases=releases, progress_stream=None)
@@ -181,13 +180,14 @@ def test_download_into_the_data_root(server, tmp_path):
   assert status == {"daily_dialog": "ok", "toxichat": "ok", "moral_integrity_corpus": "manual"}
 
 
-def test_release_table_is_complete():
-  from prosocial_jax.data.readers import CORPORA
-  assert sorted(RELEASES) == sorted(CORPORA)
-  for release in RELEASES.values():
-    assert release.files or release.manual, release.corpus
+def test_every_corpus_has_a_release():
+  for name, corpus in CORPORA.items():
+    release = corpus.release
+    assert release.files or release.manual, name
     for remote in release.files:
       assert remote.url.startswith("http") and (remote.sha256 is None or len(remote.sha256) == 64)
+      if remote.keep is None:  # a plain data file lands in the corpus folder as it is
+        assert corpus.accepts(remote.filename), (name, remote.filename)
 
 
 def test_cli_errors(tmp_path, capsys):

@@ -1,13 +1,14 @@
 """Stage-1 social-norm readers (Social Chemistry 101, MIC, Norm Bank) and ToxiChat, on
-hand-written files in their release formats, with the examples built from them."""
+hand-written files in their release formats, with the examples the tasks build from them."""
 
 import json
 
-import pytest
-
-from prosocial_jax.data.examples.social_norms import norm_examples
-from prosocial_jax.data.examples.toxichat import safety_examples
-from prosocial_jax.data.readers import moral_integrity, norm_bank, social_chem, toxichat
+from prosocial_jax.data.commonsense_norm_bank import CORPUS as norm_bank
+from prosocial_jax.data.moral_integrity_corpus import CORPUS as moral_integrity
+from prosocial_jax.data.social_chem_101 import CORPUS as social_chem
+from prosocial_jax.data.toxichat import CORPUS as toxichat
+from tasks.social_norms import norm_examples
+from tasks.toxichat import safety_examples
 
 
 def write(folder, name, text):

@@ -8,8 +8,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from prosocial_jax.data.errors import DataFormatError
-from prosocial_jax.data.examples import prosocial_dialog as examples
-from prosocial_jax.data.readers import prosocial_dialog as pd
+from prosocial_jax.data.prosocial_dialog import CORPUS as pd
+from tasks import prosocial_dialog as examples
 
 
 def row(dialogue_id, response_id, context, response, label, rots, done=False):

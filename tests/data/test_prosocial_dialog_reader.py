@@ -4,9 +4,11 @@ import json
 
 import pytest
 
-from prosocial_jax.data import prosocial_dialog as pd
+from prosocial_jax.data import formatting, prosocial_dialog
 from prosocial_jax.data.errors import DataFormatError
 from prosocial_jax.data.labels import SAFETY_LABELS
+from prosocial_jax.data.prosocial_dialog import CORPUS
+from tasks.prosocial_dialog import canary_examples
 
 
 def turn(text, label, response="ok.", rots=(), **extra):
@@ -38,7 +40,7 @@ def write(tmp_path, data, name="train.json"):
 
 
 def test_reads_dialogues_and_turns(tmp_path):
-  dialogues = pd.read_dialogues(write(tmp_path, FIXTURE))
+  dialogues = CORPUS.read_file(write(tmp_path, FIXTURE))
   assert [len(d.turns) for d in dialogues] == [2, 3, 1]
   assert [d.index for d in dialogues] == [0, 1, 2]
   first = dialogues[0].turns[0]
@@ -52,7 +54,7 @@ def test_reads_dialogues_and_turns(tmp_path):
 
 
 def test_canary_examples_hand_checked(tmp_path):
-  examples = pd.canary_examples(pd.read_dialogues(write(tmp_path, FIXTURE)))
+  examples = canary_examples(CORPUS.read_file(write(tmp_path, FIXTURE)))
   assert len(examples) == 6
   assert [(e["dialogue_index"], e["turn_index"]) for e in examples] == [
       (0, 0), (0, 1), (1, 0), (1, 1), (1, 2), (2, 0)]
@@ -75,25 +77,21 @@ def test_canary_examples_hand_checked(tmp_path):
   assert examples[2]["safety_label"] == "__needs_intervention__"
 
 
-def test_format_history_marks_count_from_the_end():
-  assert pd.format_history(["a"]) == "User: a"
-  assert pd.format_history(["a", "b"]) == "Bot: a User: b"
-  assert pd.format_history([" a ", "b", "c"]) == "User: a Bot: b User: c"
-
-
 def test_parse_canary_output():
-  assert pd.parse_canary_output("__casual__") == ("__casual__", [])
-  assert pd.parse_canary_output(" __needs_caution__ It's rude., You should be kind. ") == (
+  # prosocial_jax.evaluation.metrics imports the parser from the corpus module.
+  assert prosocial_dialog.parse_canary_output is formatting.parse_canary_output
+  assert formatting.parse_canary_output("__casual__") == ("__casual__", [])
+  assert formatting.parse_canary_output(" __needs_caution__ It's rude., You should be kind. ") == (
       "__needs_caution__", ["It's rude.", "You should be kind."])
   # A comma inside one RoT (followed by lower case) does not split it.
-  assert pd.parse_canary_output("__needs_caution__ It's bad to yell, even when angry.") == (
+  assert formatting.parse_canary_output("__needs_caution__ It's bad to yell, even when angry.") == (
       "__needs_caution__", ["It's bad to yell, even when angry."])
-  assert pd.parse_canary_output("__needs_intervention__It's wrong.") == (
+  assert formatting.parse_canary_output("__needs_intervention__It's wrong.") == (
       "__needs_intervention__", ["It's wrong."])
-  assert pd.parse_canary_output("It's wrong.") == (None, ["It's wrong."])
-  assert pd.parse_canary_output("") == (None, [])
+  assert formatting.parse_canary_output("It's wrong.") == (None, ["It's wrong."])
+  assert formatting.parse_canary_output("") == (None, [])
   for label in SAFETY_LABELS:
-    assert pd.parse_canary_output(pd.canary_target(label, ["A.", "B."]))[0] == label
+    assert formatting.parse_canary_output(formatting.canary_target(label, ["A.", "B."]))[0] == label
 
 
 _DELETE = object()
@@ -129,7 +127,7 @@ BAD_TURNS = [
 def test_bad_turn_names_file_record_and_field(tmp_path, field, changes, problem):
   path = write(tmp_path, _bad(**changes))
   with pytest.raises(DataFormatError) as info:
-    pd.read_dialogues(path)
+    CORPUS.read_file(path)
   message = str(info.value)
   assert path in message
   assert "dialogue 1, turn 2" in message
@@ -149,7 +147,7 @@ def test_bad_turn_names_file_record_and_field(tmp_path, field, changes, problem)
 def test_bad_structure(tmp_path, data, fragments):
   path = write(tmp_path, data)
   with pytest.raises(DataFormatError) as info:
-    pd.read_dialogues(path)
+    CORPUS.read_file(path)
   assert path in str(info.value)
   for fragment in fragments:
     assert fragment in str(info.value)
@@ -158,27 +156,27 @@ def test_bad_structure(tmp_path, data, fragments):
 def test_invalid_json_gives_line_and_column(tmp_path):
   path = write(tmp_path, '[\n [\n  {"text": "hi",, "safety_label": "__casual__"}\n ]\n]\n')
   with pytest.raises(DataFormatError, match=r"line 3 column 17: invalid JSON") as info:
-    pd.read_dialogues(path)
+    CORPUS.read_file(path)
   assert path in str(info.value)
 
 
 def test_json_lines_are_read_as_hugging_face_rows(tmp_path):
   path = write(tmp_path, '{"context": "a"}\n{"context": "b"}\n')
   with pytest.raises(DataFormatError, match="line 1: field 'response': missing"):
-    pd.read_dialogues(path)
+    CORPUS.read_file(path)
 
 
 def test_missing_file(tmp_path):
   path = str(tmp_path / "nope" / "train.json")
   with pytest.raises(DataFormatError, match="file not found") as info:
-    pd.read_dialogues(path)
+    CORPUS.read_file(path)
   assert path in str(info.value)
 
 
 def test_load_split_uses_the_data_root(tmp_path):
   (tmp_path / "prosocial_dialog").mkdir()
   write(tmp_path / "prosocial_dialog", FIXTURE, "valid.json")
-  dialogues = pd.load_split("validation", tmp_path)
+  dialogues = CORPUS.load_split("validation", tmp_path)
   assert len(dialogues) == 3
 
 
@@ -186,7 +184,7 @@ def test_skip_mode_leaves_out_the_dialogue_and_reports(tmp_path, caplog):
   data = _bad(safety_label="__ok__")
   data.append([])  # an empty dialogue
   path = write(tmp_path, data)
-  result = pd.read_file(path, skip_bad_records=True)
+  result = CORPUS.read_file(path, skip_bad_records=True)
   assert [d.index for d in result] == [0, 2]  # dialogue 1 (bad turn) and 3 (empty) left out whole
   assert [(e.record, e.field) for e in result.skipped] == [("dialogue 1, turn 2", "safety_label"),
                                                             ("dialogue 3", None)]

@@ -18,9 +18,11 @@ import pytest
 import seqio
 
 import tasks
-from prosocial_jax.data.download.fetch import file_sha256
-from prosocial_jax.data.download.releases import RELEASES
-from prosocial_jax.data.readers import daily_dialog, prosocial_dialog, topical_chat, toxichat
+from prosocial_jax.data.daily_dialog import CORPUS as daily_dialog
+from prosocial_jax.data.download import file_sha256
+from prosocial_jax.data.prosocial_dialog import CORPUS as prosocial_dialog
+from prosocial_jax.data.topical_chat import CORPUS as topical_chat
+from prosocial_jax.data.toxichat import CORPUS as toxichat
 
 SHARED = (pathlib.Path(__file__).resolve().parents[2] / ".." / "shared" / "data").resolve()
 
@@ -58,8 +60,8 @@ def test_topical_chat(name, count):
   path = folder("topical_chat") / f"{name}.json"
   result = topical_chat.read_file(path)
   assert (len(result), utterances(result)) == (539, count)
-  # The download table's pinned checksum is this release file's.
-  published = {r.filename: r.sha256 for r in RELEASES["topical_chat"].files}
+  # The release's pinned checksum is this file's.
+  published = {r.filename: r.sha256 for r in topical_chat.release.files}
   assert file_sha256(str(path)) == published[f"{name}.json"]
 
 
@@ -81,7 +83,7 @@ def test_toxichat(name, threads, dgpt, gpt3):
   labels = collections.Counter((m, r.offense_label) for t in result for m, r in t.replies.items())
   assert (labels["dgpt", "Offensive"], labels["dgpt", "Safe"]) == dgpt
   assert (labels["gpt3", "Offensive"], labels["gpt3", "Safe"]) == gpt3
-  published = {r.filename: r.sha256 for r in RELEASES["toxichat"].files}
+  published = {r.filename: r.sha256 for r in toxichat.release.files}
   assert file_sha256(str(path)) == published[name]
 
 

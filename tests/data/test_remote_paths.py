@@ -8,22 +8,21 @@ import tarfile
 import seqio
 
 import tasks
-from prosocial_jax.data import download, synthetic
-from prosocial_jax.data.download.releases import Release, Remote
-from prosocial_jax.data.readers import daily_dialog, reader
+from prosocial_jax.data import corpus, download, synthetic
+from prosocial_jax.data.download import Release, Remote
 
 
 def test_readers_and_tasks_read_a_remote_data_root():
   root = synthetic.write_data_root("ram://remote_root", dialogues=3,
                                    corpora=["prosocial_dialog", "topical_chat", "social_chem_101"])
-  assert len(reader("prosocial_dialog").load_split("validation", root)) == 3
-  assert len(reader("topical_chat").load_split("validation", root).paths) == 2
-  assert len(reader("social_chem_101").load_split("train", root)) > 0
+  assert len(corpus("prosocial_dialog").load_split("validation", root)) == 3
+  assert len(corpus("topical_chat").load_split("validation", root).paths) == 2
+  assert len(corpus("social_chem_101").load_split("train", root)) > 0
   tasks.set_data_root(root)
   try:
     rows = list(seqio.get_mixture_or_task("prosocial_dialog_canary").get_dataset(
         None, split="validation", shuffle=False).as_numpy_iterator())
-    assert len(rows) == sum(len(d.turns) for d in reader("prosocial_dialog").load_split("validation", root))
+    assert len(rows) == sum(len(d.turns) for d in corpus("prosocial_dialog").load_split("validation", root))
   finally:
     tasks.set_data_root(None)
 
@@ -38,9 +37,9 @@ def test_download_into_a_remote_data_root(tmp_path, monkeypatch):
       info.size = len(line)
       tar.addfile(info, io.BytesIO(line.encode()))
   (tmp_path / "dd.tar.gz").write_bytes(archive.getvalue())
-  releases = {"daily_dialog": Release("daily_dialog", "", "", files=(
+  releases = {"daily_dialog": Release("", "", files=(
       Remote(f"file://{tmp_path}/dd.tar.gz", keep=r"^(train|valid|test)\.json$"),))}
   files = download.download("daily_dialog", "ram://bucket", releases=releases, progress_stream=None)
   assert files[0] == "ram://bucket/daily_dialog/test.json"
   assert (tmp_path / "cache" / "daily_dialog" / "dd.tar.gz").exists()
-  assert len(daily_dialog.load_split("train", "ram://bucket")) == 1
+  assert len(corpus("daily_dialog").load_split("train", "ram://bucket")) == 1

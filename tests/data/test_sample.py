@@ -5,16 +5,17 @@ import os
 
 import pytest
 
-from prosocial_jax.data import prosocial_dialog as pd
 from prosocial_jax.data.data_root import sample_data_root
 from prosocial_jax.data.labels import CASUAL, NEEDS_INTERVENTION, SAFETY_LABELS
+from prosocial_jax.data.prosocial_dialog import CORPUS
+from tasks.prosocial_dialog import canary_examples
 
 _LEVELS = (CASUAL,) + SAFETY_LABELS[1:4]  # by the number of "needs caution" votes
 
 
 @pytest.mark.parametrize("split,min_dialogues", [("train", 35), ("validation", 10)])
 def test_sample_split(split, min_dialogues):
-  dialogues = pd.load_split(split, sample_data_root())
+  dialogues = CORPUS.load_split(split, sample_data_root())
   assert len(dialogues) >= min_dialogues
   assert all(2 <= len(d.turns) <= 5 for d in dialogues)
   turns = [t for d in dialogues for t in d.turns]
@@ -28,7 +29,7 @@ def test_sample_split(split, min_dialogues):
     assert t.safety_label == expected
     if t.safety_label != CASUAL:
       assert t.rots
-  examples = pd.canary_examples(dialogues)
+  examples = canary_examples(dialogues)
   assert all(e["target"] == CASUAL for e in examples if e["safety_label"] == CASUAL)
 
 
