@@ -1,3 +1,4 @@
+import gin
 import pytest
 
 from prosocial_jax import gin_utils
@@ -29,3 +30,47 @@ def test_missing_gin_file_names_where_it_looked(tmp_path, monkeypatch):
   monkeypatch.chdir(tmp_path)
   with pytest.raises(FileNotFoundError, match="no_such.gin"):
     gin_utils.parse_gin(["no_such.gin"], [])
+
+
+def test_shipped_configs_resolve_from_any_directory_in_three_spellings(tmp_path, monkeypatch):
+  monkeypatch.chdir(tmp_path)
+  shipped = gin_utils.shipped_config_dir()
+  assert gin_utils.resolve_gin_file("gin/quickstart.gin") == str(shipped / "quickstart.gin")
+  assert gin_utils.resolve_gin_file("quickstart.gin") == str(shipped / "quickstart.gin")
+  assert gin_utils.resolve_gin_file("models/t5_1_1/large.gin") == str(
+      shipped / "models" / "t5_1_1" / "large.gin")
+  assert "runs/train.gin" in gin_utils.shipped_config_names()
+
+
+def test_own_files_and_search_paths_come_before_shipped_ones(tmp_path, monkeypatch):
+  monkeypatch.chdir(tmp_path)
+  (tmp_path / "quickstart.gin").write_text("# mine\n")
+  assert gin_utils.resolve_gin_file("quickstart.gin") == str(tmp_path / "quickstart.gin")
+  extra = tmp_path / "extra" / "models" / "t5_1_1"
+  extra.mkdir(parents=True)
+  (extra / "large.gin").write_text("# my large\n")
+  assert gin_utils.resolve_gin_file("models/t5_1_1/large.gin", [str(tmp_path / "extra")]) == \
+      str(extra / "large.gin")
+
+
+def test_an_unknown_file_lists_where_it_looked_and_the_nearest_shipped_names(tmp_path,
+                                                                             monkeypatch):
+  monkeypatch.chdir(tmp_path)
+  with pytest.raises(FileNotFoundError) as error:
+    gin_utils.resolve_gin_file("models/t5_1_1/larg.gin", ["my_configs"])
+  message = str(error.value)
+  assert str(tmp_path / "models/t5_1_1/larg.gin") in message
+  assert str(tmp_path / "my_configs/models/t5_1_1/larg.gin") in message
+  assert str(gin_utils.shipped_config_dir() / "models/t5_1_1/larg.gin") in message
+  assert "Nearest shipped configs: models/t5_1_1/large.gin" in message
+
+
+def test_includes_of_a_users_own_file_find_the_shipped_configs(tmp_path, monkeypatch):
+  monkeypatch.chdir(tmp_path)
+  (tmp_path / "mine.gin").write_text("include 'gin/models/t5_1_1/small.gin'\n")
+  gin.clear_config()
+  try:
+    gin_utils.parse_gin(["mine.gin"], [])
+    assert gin.query_parameter("t5_1_1_config.size") == "small"
+  finally:
+    gin.clear_config()

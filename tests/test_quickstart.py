@@ -1,6 +1,7 @@
 """The README's quickstart, run as a user would (a subprocess), shortened to a few steps."""
 
 import glob
+import json
 import os
 import pathlib
 import subprocess
@@ -31,11 +32,16 @@ def test_quickstart_trains_evaluates_checkpoints_and_resumes(tmp_path):
                  "--gin.train.checkpoint_every=2")
   out = first.stdout
   assert "Initialised a new model" in out
+  assert "prosocial_jax 0.1.0 (git " in out  # which code: the version and, in a clone, the commit
   assert "step 4/4 | loss" in out and "steps/s" in out and "tokens/s" in out and "ETA" in out
   assert "eval prosocial_dialog_canary/validation:" in out
   assert "safety_accuracy" in out and "perplexity" in out
   assert sorted(p.name for p in model_dir.glob("checkpoint_*")) == ["checkpoint_2", "checkpoint_4"]
   assert (model_dir / "checkpoint_4" / "input").is_dir()  # the input pipeline's position
+  meta = json.loads((model_dir / "checkpoint_4" / "meta" / "metadata").read_text())
+  head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
+                        text=True).stdout.strip()
+  assert meta["code"]["version"] == "0.1.0" and meta["code"]["git_commit"] == head
   config = (model_dir / "config.gin").read_text()
   assert "train.train_steps = 4" in config or "TRAIN_STEPS = 4" in config
   assert (model_dir / "vocabulary" / "prosocial_sample.model").exists()

@@ -48,8 +48,6 @@ from prosocial_jax.data import reading
 from prosocial_jax.data.data_root import SPLITS, Corpus, split_file_word
 from prosocial_jax.data.download import Release, Remote
 from prosocial_jax.data.errors import BadRecords, DataFormatError
-# Re-exported: prosocial_jax.evaluation.metrics imports it from here.
-from prosocial_jax.data.formatting import parse_canary_output  # pylint: disable=unused-import
 from prosocial_jax.data.labels import CASUAL, NEEDS_INTERVENTION, SAFETY_LABELS
 from prosocial_jax.data.reading import ReadResult
 

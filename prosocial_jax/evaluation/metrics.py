@@ -12,7 +12,7 @@ from typing import Sequence
 
 import numpy as np
 
-from prosocial_jax.data.prosocial_dialog import parse_canary_output
+from prosocial_jax.data.formatting import parse_canary_output
 
 
 def safety_accuracy(targets: Sequence[str], predictions: Sequence[str]) -> dict[str, float]:

@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 import seqio
 
+from prosocial_jax import version
 from prosocial_jax.checkpoints.assets import record_vocabulary, vocabulary_record, write_text
 from prosocial_jax.checkpoints.manager import Checkpointer, check_compatible, param_shapes
 from prosocial_jax.evaluation.evaluator import SeqioEvaluation, eval_log_dir
@@ -107,6 +108,7 @@ def train(*,
     raise ValueError(f"train.eval_decode_weights must be one of {WEIGHT_FORMATS} or None, "
                      f"got {eval_decode_weights!r}")
   input_pipeline.configure_tensorflow()
+  logger.info("%s", version.describe())
   model_dir = absolute_model_dir(model_dir)
   if mixture_or_task_module:
     tasks_module = importlib.import_module(mixture_or_task_module)
@@ -129,6 +131,7 @@ def train(*,
       "model_config": config_to_dict(model_config),
       "param_shapes": param_shapes(abstract_state.params),
       "vocabulary": vocabulary_record(vocab_path) if vocab_path else {},
+      "code": version.code_record(),  # which code wrote the checkpoint
   }
   input_settings = InputSettings(mixture_or_task_name, dict(task_feature_lengths),
                                  batch_size, seed, pack)

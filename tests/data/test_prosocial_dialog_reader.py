@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from prosocial_jax.data import formatting, prosocial_dialog
+from prosocial_jax.data import formatting
 from prosocial_jax.data.errors import DataFormatError
 from prosocial_jax.data.labels import SAFETY_LABELS
 from prosocial_jax.data.prosocial_dialog import CORPUS
@@ -79,7 +79,6 @@ def test_canary_examples_hand_checked(tmp_path):
 
 def test_parse_canary_output():
   # prosocial_jax.evaluation.metrics imports the parser from the corpus module.
-  assert prosocial_dialog.parse_canary_output is formatting.parse_canary_output
   assert formatting.parse_canary_output("__casual__") == ("__casual__", [])
   assert formatting.parse_canary_output(" __needs_caution__ It's rude., You should be kind. ") == (
       "__needs_caution__", ["It's rude.", "You should be kind."])
