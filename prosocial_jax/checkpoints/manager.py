@@ -56,15 +56,41 @@ class CheckpointMismatchError(ValueError):
   """The checkpoint in MODEL_DIR was written for another model or vocabulary."""
 
 
-class Checkpointer:
-  """A thin, typed wrapper over orbax's CheckpointManager."""
+BEST_METRIC = "perplexity"  # lower is better: validation perplexity
 
-  def __init__(self, model_dir: str, *, max_to_keep: int | None = 3,
+
+class _DropMissingMetricWarning(logging.Filter):
+  # With keep_best, orbax warns at every save without metrics; saves between
+  # evaluations have none by design.
+  def filter(self, record: logging.LogRecord) -> bool:
+    return not str(record.msg).startswith("Requested `tracked_metric`")
+
+
+logging.getLogger("absl").addFilter(_DropMissingMetricWarning())
+
+
+class Checkpointer:
+  """A thin, typed wrapper over orbax's CheckpointManager.
+
+  Keeps the last `max_to_keep` checkpoints (None: all) and, with `keep_best`, also
+  the one with the lowest validation perplexity among those saved with
+  `metrics={"perplexity": ...}` (orbax records the metrics in each step's folder,
+  so the choice survives restarts).
+  """
+
+  def __init__(self, model_dir: str, *, max_to_keep: int | None = 3, keep_best: bool = False,
                async_save: bool = True):
     self.model_dir = str(model_dir)
+    policies = [ocp.checkpoint_managers.LatestN(n=max_to_keep)]
+    if keep_best:
+      policies.append(ocp.checkpoint_managers.BestN(
+          get_metric_fn=lambda metrics: metrics[BEST_METRIC], reverse=True, n=1,
+          keep_checkpoints_without_metrics=False))
     options = ocp.CheckpointManagerOptions(
-        max_to_keep=max_to_keep, step_prefix=STEP_PREFIX,
-        enable_async_checkpointing=async_save, create=True)
+        preservation_policy=ocp.checkpoint_managers.AnyPreservationPolicy(policies),
+        # best_fn makes orbax write each save's metrics, so the best survives restarts.
+        best_fn=(lambda metrics: metrics[BEST_METRIC]) if keep_best else None, best_mode="min",
+        step_prefix=STEP_PREFIX, enable_async_checkpointing=async_save, create=True)
     self._manager = ocp.CheckpointManager(
         epath.Path(self.model_dir), options=options,
         item_names=("state", "meta", "input"))
@@ -72,12 +98,20 @@ class Checkpointer:
   def latest_step(self) -> int | None:
     return self._manager.latest_step()
 
+  def all_steps(self) -> list[int]:
+    return list(self._manager.all_steps())
+
+  def metrics(self, step: int) -> dict[str, float] | None:
+    """The metrics a step was saved with (e.g. validation perplexity), or None."""
+    return self._manager.metrics(step)
+
   def save(self, step: int, state, meta: Mapping[str, Any], *, input_iterator=None,
-           force: bool = True) -> bool:
+           metrics: Mapping[str, float] | None = None, force: bool = True) -> bool:
     items = dict(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(dict(meta)))
     if input_iterator is not None:
       items["input"] = InputIteratorSave(input_iterator)
-    return self._manager.save(step, force=force, args=ocp.args.Composite(**items))
+    return self._manager.save(step, force=force, args=ocp.args.Composite(**items),
+                              metrics=dict(metrics) if metrics else None)
 
   def has_input_state(self, step: int) -> bool:
     return (epath.Path(self.model_dir) / f"{STEP_PREFIX}_{step}" / "input").exists()
@@ -101,6 +135,17 @@ class Checkpointer:
     restored = self._manager.restore(
         step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target)))
     return restored["state"]
+
+  def restore_params(self, step: int, target_params):
+    """Only the parameters of the saved state, onto `target_params`' shapes and shardings
+    (ShapeDtypeStructs); the optimizer state of that run is not read."""
+    target = {"params": target_params}
+    path = epath.Path(self.model_dir) / f"{STEP_PREFIX}_{step}" / "state"
+    with ocp.PyTreeCheckpointer() as checkpointer:
+      restored = checkpointer.restore(path, args=ocp.args.PyTreeRestore(
+          item=target, restore_args=ocp.checkpoint_utils.construct_restore_args(target),
+          partial_restore=True))
+    return restored["params"]
 
   def wait_until_finished(self) -> None:
     self._manager.wait_until_finished()

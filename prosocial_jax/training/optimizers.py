@@ -1,37 +1,44 @@
-"""Optimizers and learning-rate schedules, gin-configurable.
+"""Optimizers, gin-configurable: Adam (the paper's) and Adafactor (T5X's default).
 
-The paper trains both Canary and Prost with Adam at lr 1e-5 (Prost with 100
-warm-up steps); T5X users know Adafactor with an rsqrt schedule. Both are here,
-as optax transformations, selected in gin with `OPTIMIZER = @adam()` etc.
+Each factory returns an `Optimizer`: the optax transformation plus the learning
+rate schedule it was built with, so the trainer logs the rate the update uses
+(`schedules.py` holds the schedules). `train.reduce_on_plateau` scales the
+final update, which for these optimizers is the same as scaling the rate.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from typing import Any, Callable
+
 import gin
-import jax.numpy as jnp
 import optax
 
-
-@gin.configurable
-def warmup_constant(learning_rate: float = 1e-5, warmup_steps: int = 0):
-  """Linear warm-up from 0 to `learning_rate`, then constant."""
-  if warmup_steps <= 0:
-    return optax.constant_schedule(learning_rate)
-  return optax.join_schedules(
-      [optax.linear_schedule(0.0, learning_rate, warmup_steps),
-       optax.constant_schedule(learning_rate)], [warmup_steps])
+from prosocial_jax.training import schedules  # noqa: F401 (registers the schedules with gin)
 
 
-@gin.configurable
-def warmup_rsqrt(learning_rate: float = 0.01, warmup_steps: int = 10_000):
-  """T5's schedule: `learning_rate` during warm-up, then decaying as 1/sqrt(step)."""
-  warmup_steps = max(warmup_steps, 1)
+@dataclasses.dataclass(frozen=True)
+class Optimizer:
+  """An optax transformation and its learning-rate schedule (step -> rate)."""
+  transform: optax.GradientTransformation
+  learning_rate: Callable[[Any], Any]
 
-  def schedule(step):
-    step = jnp.maximum(jnp.asarray(step, jnp.float32) + 1.0, warmup_steps)
-    return learning_rate * jnp.sqrt(warmup_steps / step)
+  def init(self, params):
+    return self.transform.init(params)
 
-  return schedule
+  def update(self, grads, state, params=None):
+    return self.transform.update(grads, state, params)
+
+
+def _schedule(learning_rate) -> Callable[[Any], Any]:
+  return learning_rate if callable(learning_rate) else optax.constant_schedule(learning_rate)
+
+
+def as_optimizer(optimizer) -> Optimizer:
+  """An `Optimizer` as it is, or a bare optax transformation (its rate then unknown: 0)."""
+  if isinstance(optimizer, Optimizer):
+    return optimizer
+  return Optimizer(optimizer, optax.constant_schedule(0.0))
 
 
 @gin.configurable
@@ -40,25 +47,27 @@ def adam(learning_rate=gin.REQUIRED,
          b2: float = 0.999,
          eps: float = 1e-8,
          weight_decay: float = 0.0,
-         clip_grad_norm: float | None = None):
-  """Adam (AdamW when weight_decay > 0); `learning_rate` a float or schedule."""
+         clip_grad_norm: float | None = None) -> Optimizer:
+  """Adam (AdamW when weight_decay > 0); `learning_rate` a float or a schedule."""
+  schedule = _schedule(learning_rate)
   parts = []
   if clip_grad_norm:
     parts.append(optax.clip_by_global_norm(clip_grad_norm))
   if weight_decay:
-    parts.append(optax.adamw(learning_rate, b1=b1, b2=b2, eps=eps,
-                             weight_decay=weight_decay))
+    parts.append(optax.adamw(schedule, b1=b1, b2=b2, eps=eps, weight_decay=weight_decay))
   else:
-    parts.append(optax.adam(learning_rate, b1=b1, b2=b2, eps=eps))
-  return optax.chain(*parts) if len(parts) > 1 else parts[0]
+    parts.append(optax.adam(schedule, b1=b1, b2=b2, eps=eps))
+  return Optimizer(optax.chain(*parts) if len(parts) > 1 else parts[0], schedule)
 
 
 @gin.configurable
 def adafactor(learning_rate=gin.REQUIRED,
               decay_rate: float = 0.8,
               clipping_threshold: float = 1.0,
-              factored: bool = True):
+              factored: bool = True) -> Optimizer:
   """Adafactor as T5X runs it by default (factored second moments, no momentum)."""
-  return optax.adafactor(learning_rate, decay_rate=decay_rate,
-                         clipping_threshold=clipping_threshold,
-                         multiply_by_parameter_scale=True, factored=factored)
+  schedule = _schedule(learning_rate)
+  return Optimizer(optax.adafactor(schedule, decay_rate=decay_rate,
+                                   clipping_threshold=clipping_threshold,
+                                   multiply_by_parameter_scale=True, factored=factored),
+                   schedule)

@@ -1,42 +1,46 @@
-"""The training job: set up (or resume), train, checkpoint, evaluate.
+"""The training job: set up (or resume), loop with actions, tear down.
 
 Everything a run needs is an argument of `train`, bound by gin from the T5X
 macro names (MODEL_DIR, MIXTURE_OR_TASK_NAME, TASK_FEATURE_LENGTHS, TRAIN_STEPS,
-BATCH_SIZE, ...); see gin/runs/train.gin for the full list.
+BATCH_SIZE, INITIAL_CHECKPOINT_PATH, ...); see gin/runs/train.gin for the list.
+The loop is `loop.run`; what happens between steps is the actions of
+`build_actions` (actions.py).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib
 import logging
 import os
 from typing import Any, Mapping
 
-import flax.linen as nn
 import gin
 import jax
-import jax.numpy as jnp
-import numpy as np
 import seqio
 
 from prosocial_jax import version
 from prosocial_jax.checkpoints.assets import record_vocabulary, vocabulary_record, write_text
 from prosocial_jax.checkpoints.manager import Checkpointer, check_compatible, param_shapes
 from prosocial_jax.evaluation.evaluator import SeqioEvaluation, eval_log_dir
+from prosocial_jax.evaluation.perplexity import ValidationPerplexity
 from prosocial_jax.evaluation.run import evaluate
 from prosocial_jax.inference.model import EncoderDecoderModel
 from prosocial_jax.inference.packed_weights import WEIGHT_FORMATS
 from prosocial_jax.models.registry import config_to_dict
 from prosocial_jax.partitioning import (MeshShape, batch_sharding, create_mesh,
                                         logical_axis_rules)
-from prosocial_jax.training import input_pipeline
+from prosocial_jax.training import actions as actions_lib
+from prosocial_jax.training import flops, input_pipeline, loop as loop_lib
+from prosocial_jax.training.initial_checkpoint import load_initial_params
+from prosocial_jax.training.metrics import MetricsWriter
+from prosocial_jax.training.optimizers import as_optimizer
 from prosocial_jax.training.resume import InputSettings, open_input_stream
-from prosocial_jax.training.progress import Progress, ScalarWriter, count_tokens
+from prosocial_jax.training.schedules import ReduceOnPlateau
 from prosocial_jax.training.steps import make_train_step
 from prosocial_jax.training.train_state import (abstract_target, init_train_state,
-                                                param_count, replicated,
-                                                state_shardings)
+                                                param_count, replicated, state_shardings)
 
 logger = logging.getLogger("prosocial_jax")
 
@@ -46,12 +50,7 @@ class TrainResult:
   step: int
   train_metrics: dict[str, float]
   eval_metrics: dict[str, dict[str, float]]
-
-
-def _vocabulary_path(mixture_or_task_name: str) -> str | None:
-  task = seqio.get_mixture_or_task(mixture_or_task_name)
-  vocab = task.output_features["targets"].vocabulary
-  return getattr(vocab, "sentencepiece_model_file", None)
+  stop_reason: str | None = None
 
 
 def _check_vocab_fits(mixture_or_task_name: str, model_vocab_size: int) -> None:
@@ -65,9 +64,14 @@ def _check_vocab_fits(mixture_or_task_name: str, model_vocab_size: int) -> None:
           f"vocab_size to at least {size} (a multiple of 128 is fastest).")
 
 
-def _dummy_batch(batch_size: int, lengths: Mapping[str, int]) -> dict[str, jax.Array]:
-  enc = jax.ShapeDtypeStruct((batch_size, lengths["inputs"]), jnp.int32)
-  dec = jax.ShapeDtypeStruct((batch_size, lengths["targets"]), jnp.int32)
+def _vocabulary_path(mixture_or_task_name: str) -> str | None:
+  vocab = seqio.get_mixture_or_task(mixture_or_task_name).output_features["targets"].vocabulary
+  return getattr(vocab, "sentencepiece_model_file", None)
+
+
+def _dummy_batch(batch_size: int, lengths: Mapping[str, int]) -> dict[str, jax.ShapeDtypeStruct]:
+  enc = jax.ShapeDtypeStruct((batch_size, lengths["inputs"]), "int32")
+  dec = jax.ShapeDtypeStruct((batch_size, lengths["targets"]), "int32")
   return {"encoder_input_tokens": enc, "decoder_input_tokens": dec,
           "decoder_target_tokens": dec}
 
@@ -75,6 +79,33 @@ def _dummy_batch(batch_size: int, lengths: Mapping[str, int]) -> dict[str, jax.A
 def absolute_model_dir(model_dir: str) -> str:
   """Orbax needs absolute paths; bucket URLs (gs://...) are left as they are."""
   return model_dir if "://" in model_dir else os.path.abspath(os.path.expanduser(model_dir))
+
+
+def _use_tasks_module(module_name: str | None, data_root: str | None) -> None:
+  if not module_name:
+    return
+  tasks_module = importlib.import_module(module_name)
+  if data_root is not None:
+    if not hasattr(tasks_module, "set_data_root"):
+      raise ValueError(f"DATA_ROOT is set but the tasks module {module_name!r} has no "
+                       "set_data_root(path) to receive it; unset DATA_ROOT or add it.")
+    tasks_module.set_data_root(data_root)
+
+
+def _check_settings(*, eval_decode_weights, eval_every, early_stopping_patience, keep_best,
+                    reduce_on_plateau, microbatches, batch_size) -> None:
+  if eval_decode_weights is not None and eval_decode_weights not in WEIGHT_FORMATS:
+    raise ValueError(f"train.eval_decode_weights must be one of {WEIGHT_FORMATS} or None, "
+                     f"got {eval_decode_weights!r}")
+  needs_eval = {"train.early_stopping_patience": early_stopping_patience,
+                "train.keep_best": keep_best, "train.reduce_on_plateau": reduce_on_plateau}
+  for name, value in needs_eval.items():
+    if value and not eval_every:
+      raise ValueError(f"{name} acts on the periodic validation perplexity: set "
+                       "train.eval_every too.")
+  if microbatches < 1 or batch_size % microbatches:
+    raise ValueError(f"train.microbatches={microbatches} must be >= 1 and divide "
+                     f"BATCH_SIZE={batch_size}.")
 
 
 @gin.configurable(denylist=["resume"])
@@ -86,128 +117,184 @@ def train(*,
           batch_size: int = gin.REQUIRED,
           model_config: Any = gin.REQUIRED,
           optimizer=gin.REQUIRED,
+          initial_checkpoint_path: str | None = None,
           mixture_or_task_module: str | None = "tasks",
           data_root: str | None = None,
           seed: int = 0,
           pack: bool = False,
           mesh_shape: MeshShape | None = None,
-          checkpoint_every: int = 1000,
-          keep_checkpoints: int | None = 3,
-          log_every: int = 50,
+          microbatches: int = 1,
           z_loss: float = 0.0,
           label_smoothing: float = 0.0,
-          learning_rate_fn=None,
-          eval_at_end: bool = True,
+          log_every: int = 50,
+          checkpoint_every: int = 1000,
+          keep_checkpoints: int | None = 3,
+          keep_best: bool = False,
+          eval_every: int | None = None,
+          eval_mixture_or_task_name: str | None = None,
           eval_split: str = "validation",
           eval_batch_size: int | None = None,
+          eval_max_examples: int | None = None,
+          eval_decode: bool = False,
+          early_stopping_patience: int | None = None,
+          reduce_on_plateau: ReduceOnPlateau | None = None,
+          eval_at_end: bool = True,
           eval_decode_weights: str | None = None,
           on_input_change: str = "refuse",
+          peak_flops_per_device: float | None = None,
           resume: bool = True) -> TrainResult:
   """Trains `model_config` on a SeqIO task or mixture; resumes from MODEL_DIR."""
-  if eval_decode_weights is not None and eval_decode_weights not in WEIGHT_FORMATS:
-    raise ValueError(f"train.eval_decode_weights must be one of {WEIGHT_FORMATS} or None, "
-                     f"got {eval_decode_weights!r}")
+  _check_settings(eval_decode_weights=eval_decode_weights, eval_every=eval_every,
+                  early_stopping_patience=early_stopping_patience, keep_best=keep_best,
+                  reduce_on_plateau=reduce_on_plateau, microbatches=microbatches,
+                  batch_size=batch_size)
   input_pipeline.configure_tensorflow()
   logger.info("%s", version.describe())
   model_dir = absolute_model_dir(model_dir)
-  if mixture_or_task_module:
-    tasks_module = importlib.import_module(mixture_or_task_module)
-    if data_root is not None:
-      if not hasattr(tasks_module, "set_data_root"):
-        raise ValueError(f"DATA_ROOT is set but the tasks module {mixture_or_task_module!r} "
-                         "has no set_data_root(path) to receive it; unset DATA_ROOT or add it.")
-      tasks_module.set_data_root(data_root)
+  _use_tasks_module(mixture_or_task_module, data_root)
   _check_vocab_fits(mixture_or_task_name, model_config.vocab_size)
+  eval_name = eval_mixture_or_task_name or mixture_or_task_name
+  eval_batch_size = eval_batch_size or batch_size
 
+  # Set up: mesh, model, shapes, checkpoint compatibility, input, evaluations.
   rules = logical_axis_rules()
   mesh = create_mesh(mesh_shape)
   model = EncoderDecoderModel(model_config, z_loss=z_loss, label_smoothing=label_smoothing)
+  optimizer = as_optimizer(optimizer)
   dummy = _dummy_batch(batch_size, task_feature_lengths)
   abstract_state, shardings = state_shardings(model, optimizer, dummy, mesh, rules)
-  data_sharding = batch_sharding(mesh, rules)
-
   vocab_path = _vocabulary_path(mixture_or_task_name)
-  meta = {
-      "model_config": config_to_dict(model_config),
-      "param_shapes": param_shapes(abstract_state.params),
-      "vocabulary": vocabulary_record(vocab_path) if vocab_path else {},
-      "code": version.code_record(),  # which code wrote the checkpoint
-  }
-  input_settings = InputSettings(mixture_or_task_name, dict(task_feature_lengths),
-                                 batch_size, seed, pack)
+  meta = {"model_config": config_to_dict(model_config),
+          "param_shapes": param_shapes(abstract_state.params),
+          "vocabulary": vocabulary_record(vocab_path) if vocab_path else {},
+          "code": version.code_record()}  # which code wrote the checkpoint
 
-  checkpointer = Checkpointer(model_dir, max_to_keep=keep_checkpoints)
+  checkpointer = Checkpointer(model_dir, max_to_keep=keep_checkpoints, keep_best=keep_best)
   latest = checkpointer.latest_step() if resume else None
   saved_meta = checkpointer.read_meta(latest) if latest is not None else {}
   if latest is not None:
     check_compatible(saved_meta, meta, model_dir=model_dir, step=latest)
   start_step = latest or 0
+  stopped = saved_meta.get("loop", {}).get("stop_reason")
   batches = None
-  if start_step < train_steps:
+  if start_step < train_steps and not stopped:
     # Built before the model so that bad data fails in seconds, not after init.
     batches, meta["input"] = open_input_stream(
-        input_settings, checkpointer=checkpointer, step=latest,
-        saved_identity=saved_meta.get("input"), on_input_change=on_input_change)
-
-  evaluation = None
+        InputSettings(mixture_or_task_name, dict(task_feature_lengths), batch_size, seed, pack),
+        checkpointer=checkpointer, step=latest, saved_identity=saved_meta.get("input"),
+        on_input_change=on_input_change)
+  end_evaluation = None
   if eval_at_end:
-    evaluation = SeqioEvaluation(mixture_or_task_name, task_feature_lengths,
-                                 eval_batch_size or batch_size, split=eval_split,
-                                 log_dir=eval_log_dir(model_dir))
+    end_evaluation = SeqioEvaluation(eval_name, task_feature_lengths, eval_batch_size,
+                                     split=eval_split, log_dir=eval_log_dir(model_dir))
+  perplexity = None
+  if eval_every and batches is not None:
+    perplexity = ValidationPerplexity(eval_name, task_feature_lengths, eval_batch_size,
+                                      split=eval_split, max_examples=eval_max_examples)
 
   if latest is not None:
     state = checkpointer.restore(latest, abstract_target(abstract_state, shardings))
     logger.info("Resumed from %s at step %d.", model_dir, latest)
   else:
     state = init_train_state(model, optimizer, dummy, jax.random.key(seed), mesh, rules)
+    if initial_checkpoint_path:
+      params = load_initial_params(initial_checkpoint_path, meta["param_shapes"],
+                                   abstract_target(abstract_state, shardings).params)
+      state = state.replace(params=params)
     logger.info("Initialised a new model: %s parameters on a %s mesh.",
                 f"{param_count(state.params):,}", dict(mesh.shape))
-    if vocab_path:
+    if vocab_path and jax.process_index() == 0:
       record_vocabulary(model_dir, vocab_path)
-  write_text(model_dir, "config.gin", gin.config_str())
+  if jax.process_index() == 0:
+    write_text(model_dir, "config.gin", gin.config_str())
 
-  train_step = jax.jit(
-      make_train_step(model, optimizer, learning_rate_fn=learning_rate_fn),
-      in_shardings=(shardings, data_sharding, replicated(mesh)),
-      out_shardings=(shardings, replicated(mesh)),
-      donate_argnums=(0,))
-  dropout_rng = jax.random.key(seed + 1)
-
-  writer = ScalarWriter(os.path.join(model_dir, "train"))
-  last_metrics: dict[str, float] = {}
+  writer = MetricsWriter(model_dir, start_step)
+  loop = None
   if batches is not None:
-    progress = Progress(train_steps, start_step)
-    logger.info("Training %s from step %d to %d (batch %d, lengths %s).",
-                mixture_or_task_name, start_step, train_steps, batch_size,
-                dict(task_feature_lengths))
-    with mesh, nn.logical_axis_rules(rules):
-      for step in range(start_step + 1, train_steps + 1):
-        host_batch = next(batches)
-        progress.add_tokens(count_tokens(host_batch))
-        state, metrics = train_step(
-            state, input_pipeline.to_global_arrays(host_batch, data_sharding), dropout_rng)
-        if step % log_every == 0 or step == train_steps:
-          last_metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}
-          if not np.isfinite(last_metrics["loss"]):
-            raise FloatingPointError(f"Loss became {last_metrics['loss']} at step {step}.")
-          writer.write(step, progress.report(step, last_metrics))
-        if step % checkpoint_every == 0 or step == train_steps:
-          checkpointer.save(step, state, meta, input_iterator=batches)
-    write_text(model_dir, "config.gin", gin.operative_config_str())
+    train_step = jax.jit(make_train_step(model, optimizer, microbatches=microbatches,
+                                         scale_updates=reduce_on_plateau is not None),
+                         in_shardings=(shardings, batch_sharding(mesh, rules),
+                                       replicated(mesh), replicated(mesh)),
+                         out_shardings=(shardings, replicated(mesh)), donate_argnums=(0,))
+    loop = loop_lib.Loop(
+        model=model, state=state, step=start_step, start_step=start_step,
+        train_steps=train_steps, mesh=mesh, rules=rules, train_step=train_step,
+        batches=batches, data_sharding=batch_sharding(mesh, rules),
+        dropout_rng=jax.random.key(seed + 1), checkpointer=checkpointer, meta=meta,
+        writer=writer, model_dir=model_dir)
+    actions = build_actions(
+        loop, optimizer=optimizer, log_every=log_every, checkpoint_every=checkpoint_every,
+        keep_best=keep_best, eval_every=eval_every, perplexity=perplexity,
+        decode=(functools.partial(_decode_metrics, eval_name, task_feature_lengths,
+                                  eval_batch_size, eval_split) if eval_decode else None),
+        early_stopping_patience=early_stopping_patience, reduce_on_plateau=reduce_on_plateau,
+        flops_per_step=flops.train_step_flops(model_config, batch_size,
+                                              task_feature_lengths["inputs"],
+                                              task_feature_lengths["targets"]),
+        peak_flops_per_device=peak_flops_per_device)
+    for action in actions:
+      if action.name in saved_meta.get("loop", {}):
+        action.load_state_dict(saved_meta["loop"][action.name])
+    loop.lr_scale = float(saved_meta.get("loop", {}).get("lr_scale", 1.0))
+    logger.info("Training %s from step %d to %d (batch %d, lengths %s).", mixture_or_task_name,
+                start_step, train_steps, batch_size, dict(task_feature_lengths))
+    try:
+      loop_lib.run(loop, actions)
+    finally:  # a failing run still completes the saves it started (its last good state)
+      checkpointer.wait_until_finished()
+    state = loop.state
+    if jax.process_index() == 0:
+      write_text(model_dir, "config.gin", gin.operative_config_str())
+  elif stopped:
+    logger.info("The run in MODEL_DIR stopped at step %d (%s): nothing to train.",
+                start_step, stopped)
   else:
     logger.info("MODEL_DIR already holds step %d (TRAIN_STEPS=%d): nothing to train.",
                 start_step, train_steps)
   checkpointer.wait_until_finished()
 
+  # Tear down: the final SeqIO evaluation, then close everything.
+  final_step = loop.step if loop is not None else start_step
   eval_metrics = {}
-  if evaluation is not None:
-    eval_metrics = evaluate(model, state.params, mesh, rules, evaluation,
-                            step=max(start_step, train_steps),
+  if end_evaluation is not None:
+    eval_metrics = evaluate(model, state.params, mesh, rules, end_evaluation, step=final_step,
                             decode_weights=eval_decode_weights)
-    evaluation.close()
+    end_evaluation.close()
     for task, values in eval_metrics.items():
-      writer.write(max(start_step, train_steps), {f"eval/{task}/{k}": v for k, v in values.items()})
+      writer.write(final_step, {f"eval/{task}/{k}": v for k, v in values.items()})
   writer.close()
   checkpointer.close()
-  return TrainResult(step=int(jax.device_get(state.step)), train_metrics=last_metrics,
-                     eval_metrics=eval_metrics)
+  return TrainResult(step=int(jax.device_get(state.step)),
+                     train_metrics=loop.last_metrics if loop is not None else {},
+                     eval_metrics=eval_metrics,
+                     stop_reason=loop.stop_reason if loop is not None else stopped)
+
+
+def _decode_metrics(eval_name, lengths, batch_size, split, loop) -> dict:
+  """The SeqIO evaluation (predictions and scores) of a periodic evaluation."""
+  evaluation = SeqioEvaluation(eval_name, lengths, batch_size, split=split,
+                               log_dir=eval_log_dir(loop.model_dir))
+  try:
+    return evaluate(loop.model, loop.state.params, loop.mesh, loop.rules, evaluation,
+                    step=loop.step)
+  finally:
+    evaluation.close()
+
+
+def build_actions(loop, *, optimizer, log_every, checkpoint_every, keep_best, eval_every,
+                  perplexity, decode, early_stopping_patience, reduce_on_plateau,
+                  flops_per_step, peak_flops_per_device) -> list[loop_lib.Action]:
+  """The run's actions, in the order they run after a step."""
+  peak = peak_flops_per_device or flops.peak_flops_per_device(jax.devices()[0].device_kind)
+  actions: list[loop_lib.Action] = [actions_lib.LogMetrics(
+      log_every, flops_per_step=flops_per_step,
+      peak_flops=peak * jax.device_count() if peak else None)]
+  if eval_every:
+    actions.append(actions_lib.Evaluate(eval_every, perplexity, decode=decode))
+  if reduce_on_plateau is not None:
+    actions.append(actions_lib.PlateauSchedule(reduce_on_plateau, optimizer.learning_rate))
+  if early_stopping_patience:
+    actions.append(actions_lib.EarlyStopping(early_stopping_patience))
+  actions.append(actions_lib.SaveCheckpoint(checkpoint_every, actions,
+                                            at_evaluations=keep_best))
+  return actions

@@ -2,7 +2,8 @@ import jax.numpy as jnp
 import optax
 import pytest
 
-from prosocial_jax.training.optimizers import adafactor, adam, warmup_constant, warmup_rsqrt
+from prosocial_jax.training.optimizers import adafactor, adam
+from prosocial_jax.training.schedules import warmup_constant, warmup_rsqrt
 
 
 def test_warmup_constant_ramps_then_holds():

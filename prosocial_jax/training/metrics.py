@@ -1,0 +1,120 @@
+"""Training metrics: summed on device over each log interval, written three ways.
+
+`MetricSums` adds every step's metrics on the device (no host sync per step, as
+T5X's `jax.tree.map(jnp.add, ...)`), and remembers the first step whose loss or
+gradient norm was not finite. At each log step the means over the interval go
+to the console, TensorBoard (`MODEL_DIR/train/`) and `MODEL_DIR/metrics.jsonl`
+(one JSON object per line: `step` and every metric). Only process 0 writes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from typing import Mapping
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import tensorflow as tf
+
+WATCHED = ("loss", "grad_norm")  # a non-finite value of these stops the run
+
+
+def count_tokens(host_batch: Mapping[str, np.ndarray]) -> int:
+  """Non-padding input and target tokens of a batch (what tokens/s counts)."""
+  inputs = int(np.count_nonzero(host_batch["encoder_input_tokens"]))
+  targets = int(np.sum(host_batch["decoder_loss_weights"] > 0))
+  return inputs + targets
+
+
+@jax.jit
+def _add(sums, metrics, step):
+  first_bad, bad_metric = sums["first_nonfinite_step"], sums["nonfinite_metric"]
+  for index, name in enumerate(WATCHED):
+    bad = (first_bad < 0) & ~jnp.isfinite(metrics[name])
+    first_bad = jnp.where(bad, step, first_bad)
+    bad_metric = jnp.where(bad, index, bad_metric)
+  added = jax.tree.map(jnp.add, sums["values"], metrics)
+  return {"values": added, "count": sums["count"] + 1, "first_nonfinite_step": first_bad,
+          "nonfinite_metric": bad_metric}
+
+
+class MetricSums:
+  """Device-side sums of the step metrics since the last `take()`."""
+
+  def __init__(self):
+    self._sums = None
+
+  def add(self, metrics: Mapping[str, jax.Array], step: int) -> None:
+    if self._sums is None:
+      self._sums = {"values": jax.tree.map(jnp.zeros_like, dict(metrics)),
+                    "count": jnp.zeros((), jnp.int32),
+                    "first_nonfinite_step": jnp.full((), -1, jnp.int32),
+                    "nonfinite_metric": jnp.full((), -1, jnp.int32)}
+    self._sums = _add(self._sums, dict(metrics), jnp.asarray(step, jnp.int32))
+
+  def first_nonfinite(self) -> tuple[int, str] | None:
+    """(step, metric) of the first non-finite loss or gradient norm since the last take."""
+    if self._sums is None:
+      return None
+    step = int(jax.device_get(self._sums["first_nonfinite_step"]))
+    if step < 0:
+      return None
+    return step, WATCHED[int(jax.device_get(self._sums["nonfinite_metric"]))]
+
+  def take(self) -> dict[str, float]:
+    """Means over the steps since the last take (then starts again from zero)."""
+    if self._sums is None:
+      return {}
+    sums = jax.device_get(self._sums)
+    self._sums = None
+    count = max(int(sums["count"]), 1)
+    return {name: float(np.asarray(value)) / count for name, value in sums["values"].items()}
+
+
+class MetricsWriter:
+  """TensorBoard scalars and `metrics.jsonl`, from process 0 only.
+
+  A resumed run first drops the lines of steps after `start_step` (a killed run may
+  have logged steps that the resumed one recomputes), so the file tells one history.
+  """
+
+  def __init__(self, model_dir: str, start_step: int = 0):
+    self._enabled = jax.process_index() == 0
+    self._jsonl = os.path.join(model_dir, "metrics.jsonl")
+    self._remote = "://" in self._jsonl  # object stores cannot append: rewrite instead
+    self._board = None
+    self._lines: list[str] = []
+    if self._enabled:
+      from tensorboardX import SummaryWriter
+      self._board = SummaryWriter(os.path.join(model_dir, "train"))
+      if tf.io.gfile.exists(self._jsonl):
+        with tf.io.gfile.GFile(self._jsonl) as f:
+          self._lines = [line for line in f.read().splitlines()
+                         if line.strip() and json.loads(line).get("step", 0) <= start_step]
+      with tf.io.gfile.GFile(self._jsonl, "w") as f:
+        f.write("".join(line + "\n" for line in self._lines))
+
+  def write(self, step: int, scalars: Mapping[str, float]) -> None:
+    if not self._enabled:
+      return
+    for name, value in scalars.items():
+      self._board.add_scalar(name, float(value), step)
+    self._board.flush()
+    record = {"step": int(step)}
+    record.update({k: (float(v) if math.isfinite(float(v)) else str(float(v)))
+                   for k, v in scalars.items()})
+    line = json.dumps(record)
+    if self._remote:
+      self._lines.append(line)
+      with tf.io.gfile.GFile(self._jsonl, "w") as f:
+        f.write("".join(entry + "\n" for entry in self._lines))
+    else:
+      with open(self._jsonl, "a") as f:
+        f.write(line + "\n")
+
+  def close(self) -> None:
+    if self._board is not None:
+      self._board.close()

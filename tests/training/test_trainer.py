@@ -1,0 +1,119 @@
+"""The trainer end to end, in process, on the shipped sample with a tiny T5.
+
+The sample's 106 training turns are memorised within a few dozen steps, so the
+validation perplexity soon rises: early stopping and reduce-on-plateau have
+something real to react to.
+"""
+
+import json
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+import pytest
+
+import tasks
+from prosocial_jax.data.data_root import sample_data_root
+from prosocial_jax.models import t5_1_1_config
+from prosocial_jax.training.initial_checkpoint import InitialCheckpointError, load_initial_params
+from prosocial_jax.training.loop import NonFiniteError
+from prosocial_jax.training.optimizers import adam
+from prosocial_jax.training.schedules import ReduceOnPlateau
+from prosocial_jax.training.trainer import train
+
+LENGTHS = {"inputs": 64, "targets": 16}
+
+
+def _config(**overrides):
+  return t5_1_1_config("tiny", vocab_size=1024, emb_dim=32, num_heads=2, head_dim=16,
+                       mlp_dim=64, **overrides)
+
+
+def _train(model_dir, **settings):
+  defaults = dict(model_dir=str(model_dir), mixture_or_task_name="prosocial_dialog_canary",
+                  task_feature_lengths=LENGTHS, batch_size=8, model_config=_config(),
+                  optimizer=adam(learning_rate=3e-3), data_root=sample_data_root(),
+                  log_every=10, eval_at_end=False)
+  return train(**{**defaults, **settings})
+
+
+@pytest.fixture(scope="module")
+def stopped_run(tmp_path_factory):
+  model_dir = tmp_path_factory.mktemp("early")
+  result = _train(model_dir, train_steps=400, eval_every=10, early_stopping_patience=3,
+                  keep_best=True, keep_checkpoints=1, checkpoint_every=1000,
+                  reduce_on_plateau=ReduceOnPlateau(factor=0.5, patience=1))
+  yield model_dir, result
+  tasks.set_data_root(None)
+
+
+def _jsonl(model_dir):
+  return [json.loads(line) for line in (model_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_early_stopping_keeps_the_best_and_the_last_checkpoint(stopped_run):
+  model_dir, result = stopped_run
+  assert result.stop_reason.startswith("early stopping: validation perplexity has not "
+                                       "improved for 3 evaluations (best ")
+  evaluations = {r["step"]: r["eval/perplexity"] for r in _jsonl(model_dir)
+                 if "eval/perplexity" in r}
+  assert len(evaluations) >= 4 and result.step < 400 and result.step % 10 == 0
+  best_step = min(evaluations, key=evaluations.get)
+  assert f"best {evaluations[best_step]:.4f} at step {best_step}" in result.stop_reason
+  kept = sorted(int(p.name.split("_")[1]) for p in model_dir.glob("checkpoint_*"))
+  assert kept == sorted({best_step, result.step})
+  meta = json.loads((model_dir / f"checkpoint_{result.step}" / "meta" / "metadata").read_text())
+  assert meta["loop"]["stop_reason"] == result.stop_reason
+  assert meta["loop"]["early_stopping"]["best_step"] == best_step
+
+
+def test_metrics_are_interval_means_with_the_learning_rate_reduced_on_plateau(stopped_run):
+  model_dir, result = stopped_run
+  train_lines = [r for r in _jsonl(model_dir) if "loss" in r]
+  assert [r["step"] for r in train_lines] == list(range(10, result.step + 1, 10))
+  assert {"loss", "accuracy", "grad_norm", "learning_rate", "timing/steps_per_second",
+          "timing/tokens_per_second"} <= set(train_lines[0])
+  rates = [r["learning_rate"] for r in train_lines]
+  assert rates[0] == pytest.approx(3e-3, rel=1e-6)
+  assert min(rates) == pytest.approx(1.5e-3, rel=1e-6) or min(rates) < 1.5e-3  # halved
+  assert all(b <= a for a, b in zip(rates, rates[1:]))
+
+
+def test_a_stopped_run_stays_stopped(stopped_run):
+  model_dir, result = stopped_run
+  again = _train(model_dir, train_steps=400, eval_every=10, early_stopping_patience=3,
+                 keep_best=True, keep_checkpoints=1, checkpoint_every=1000,
+                 reduce_on_plateau=ReduceOnPlateau(factor=0.5, patience=1))
+  assert again.step == result.step and again.stop_reason == result.stop_reason
+
+
+def test_initial_checkpoint_path_takes_the_best_parameters(stopped_run, tmp_path):
+  model_dir, _ = stopped_run
+  evaluations = {r["step"]: r["eval/perplexity"] for r in _jsonl(model_dir)
+                 if "eval/perplexity" in r}
+  best_step = min(evaluations, key=evaluations.get)
+  saved = ocp.StandardCheckpointer().restore(model_dir / f"checkpoint_{best_step}" / "state")
+  meta = json.loads((model_dir / f"checkpoint_{best_step}" / "meta" / "metadata").read_text())
+  target = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), saved["params"])
+  params = load_initial_params(str(model_dir), meta["param_shapes"], target)
+  jax.tree.map(np.testing.assert_array_equal, params, saved["params"])
+
+  # A new run seeded from it starts from those parameters and trains on.
+  seeded = _train(tmp_path / "seeded", train_steps=2, initial_checkpoint_path=str(model_dir),
+                  log_every=1)
+  assert seeded.step == 2
+
+  wrong = dict(meta["param_shapes"], **{"encoder/encoder_norm/scale": [64]})
+  with pytest.raises(InitialCheckpointError, match=r"encoder/encoder_norm/scale: checkpoint "
+                     r"\[32\], this model \[64\]"):
+    load_initial_params(str(model_dir / f"checkpoint_{best_step}"), wrong, target)
+
+
+def test_a_diverging_run_stops_before_saving_a_nonfinite_state(tmp_path):
+  with pytest.raises(NonFiniteError, match=r"became non-finite at step \d+; stopping without "
+                     r"saving \(the last good checkpoint is step \d+ in "):
+    _train(tmp_path / "nan", train_steps=60, optimizer=adam(learning_rate=1e9),
+           checkpoint_every=1, log_every=1)
+  for checkpoint in (tmp_path / "nan").glob("checkpoint_*"):
+    state = ocp.StandardCheckpointer().restore(checkpoint / "state")
+    assert all(np.isfinite(leaf).all() for leaf in jax.tree.leaves(state["params"]))
