@@ -58,6 +58,12 @@ def load_initial_params(path: str, expected_shapes: Mapping[str, list[int]], tar
   if not epath.Path(path).exists():
     raise InitialCheckpointError(f"INITIAL_CHECKPOINT_PATH {path} does not exist.")
   model_dir, step = _locate(path)
+  folder = epath.Path(model_dir) / f"{STEP_PREFIX}_{step}"
+  if not (folder / "meta").exists() or not (folder / "state").exists():
+    raise InitialCheckpointError(
+        f"INITIAL_CHECKPOINT_PATH {folder} is not a prosocial_jax checkpoint (no meta/ and "
+        "state/ inside). T5X, Hugging Face, Mesh-TensorFlow and BlenderBot checkpoints are "
+        "read through the importers, not directly.")
   checkpointer = Checkpointer(model_dir, max_to_keep=None)
   try:
     saved: dict[str, Any] = checkpointer.read_meta(step).get("param_shapes", {})

@@ -103,6 +103,12 @@ def test_initial_checkpoint_path_takes_the_best_parameters(stopped_run, tmp_path
                   log_every=1)
   assert seeded.step == 2
 
+  foreign = tmp_path / "t5x" / "checkpoint_1000700"
+  foreign.mkdir(parents=True)
+  (foreign / "checkpoint").write_bytes(b"msgpack")
+  with pytest.raises(InitialCheckpointError, match="is not a prosocial_jax checkpoint"):
+    load_initial_params(str(foreign), meta["param_shapes"], target)
+
   wrong = dict(meta["param_shapes"], **{"encoder/encoder_norm/scale": [64]})
   with pytest.raises(InitialCheckpointError, match=r"encoder/encoder_norm/scale: checkpoint "
                      r"\[32\], this model \[64\]"):
