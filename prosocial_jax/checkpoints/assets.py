@@ -22,11 +22,6 @@ def file_sha256(path: str) -> str:
   return digest.hexdigest()
 
 
-def vocabulary_record(vocab_path: str) -> dict[str, str]:
-  """What checkpoints store about a vocabulary: where it came from and its hash."""
-  return {"source": vocab_path, "sha256": file_sha256(vocab_path)}
-
-
 def record_vocabulary(model_dir: str, vocab_path: str) -> str:
   """Copies the SentencePiece model into MODEL_DIR/vocabulary/; returns the copy's path."""
   target_dir = os.path.join(model_dir, VOCABULARY_DIR)

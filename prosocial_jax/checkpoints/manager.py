@@ -52,10 +52,6 @@ class InputIteratorRestore(ocp.args.CheckpointArgs):
   iterator: Any
 
 
-class CheckpointMismatchError(ValueError):
-  """The checkpoint in MODEL_DIR was written for another model or vocabulary."""
-
-
 BEST_METRIC = "perplexity"  # lower is better: validation perplexity
 
 
@@ -153,56 +149,3 @@ class Checkpointer:
   def close(self) -> None:
     self._manager.wait_until_finished()
     self._manager.close()
-
-
-def param_shapes(params) -> dict[str, list[int]]:
-  """{'encoder/layers_0/attention/query/kernel': [512, 384], ...}: stored in meta."""
-  flat = jax.tree_util.tree_flatten_with_path(params)[0]
-  return {"/".join(str(getattr(k, "key", k)) for k in path): list(leaf.shape)
-          for path, leaf in flat}
-
-
-def _config_differences(saved: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
-  return [f"  model_config.{key}: checkpoint has {saved.get(key)!r}, "
-          f"this run has {current.get(key)!r}"
-          for key in sorted(set(saved) | set(current))
-          if key in saved and saved.get(key) != current.get(key)]
-
-
-def check_compatible(saved: Mapping[str, Any], current: Mapping[str, Any],
-                     *, model_dir: str, step: int) -> None:
-  """Refuses to resume into another model shape or vocabulary.
-
-  The parameter shapes decide (a config field that does not change them, such
-  as dropout or a rematerialisation policy, may change between runs and is only
-  logged); the config differences are listed to explain a refusal.
-  """
-  problems = []
-  saved_shapes = saved.get("param_shapes", {})
-  current_shapes = current.get("param_shapes", {})
-  if saved_shapes and saved_shapes != current_shapes:
-    names = sorted(set(saved_shapes) | set(current_shapes))
-    differing = [n for n in names if saved_shapes.get(n) != current_shapes.get(n)]
-    for name in differing[:8]:
-      problems.append(f"  {name}: checkpoint {saved_shapes.get(name, 'absent')}, "
-                      f"this run {current_shapes.get(name, 'absent')}")
-    if len(differing) > 8:
-      problems.append(f"  ... and {len(differing) - 8} more parameters")
-  config_diffs = _config_differences(saved.get("model_config", {}),
-                                     current.get("model_config", {}))
-  saved_vocab = saved.get("vocabulary", {}).get("sha256")
-  current_vocab = current.get("vocabulary", {}).get("sha256")
-  if saved_vocab and current_vocab and saved_vocab != current_vocab:
-    problems.append(
-        f"  vocabulary: checkpoint was trained with "
-        f"{saved.get('vocabulary', {}).get('source')} (sha256 {saved_vocab[:12]}…), "
-        f"this run uses {current.get('vocabulary', {}).get('source')} "
-        f"(sha256 {current_vocab[:12]}…)")
-  if problems:
-    raise CheckpointMismatchError(
-        f"MODEL_DIR {model_dir} holds a checkpoint (step {step}) of another model "
-        "than the one configured:\n" + "\n".join(problems + config_diffs) +
-        "\nUse a new MODEL_DIR, or configure the model that wrote this checkpoint.")
-  if config_diffs:
-    logging.warning("Resuming with a changed model config (same parameter shapes):\n%s",
-                    "\n".join(config_diffs))

@@ -21,8 +21,10 @@ import jax
 import seqio
 
 from prosocial_jax import version
-from prosocial_jax.checkpoints.assets import record_vocabulary, vocabulary_record, write_text
-from prosocial_jax.checkpoints.manager import Checkpointer, check_compatible, param_shapes
+from prosocial_jax.checkpoints.assets import record_vocabulary, write_text
+from prosocial_jax.checkpoints.compatibility import (check_compatible, param_shapes,
+                                                     vocabulary_record)
+from prosocial_jax.checkpoints.manager import Checkpointer
 from prosocial_jax.evaluation.evaluator import SeqioEvaluation, eval_log_dir
 from prosocial_jax.evaluation.perplexity import ValidationPerplexity
 from prosocial_jax.evaluation.run import evaluate
@@ -64,9 +66,8 @@ def _check_vocab_fits(mixture_or_task_name: str, model_vocab_size: int) -> None:
           f"vocab_size to at least {size} (a multiple of 128 is fastest).")
 
 
-def _vocabulary_path(mixture_or_task_name: str) -> str | None:
-  vocab = seqio.get_mixture_or_task(mixture_or_task_name).output_features["targets"].vocabulary
-  return getattr(vocab, "sentencepiece_model_file", None)
+def _vocabulary(mixture_or_task_name: str):
+  return seqio.get_mixture_or_task(mixture_or_task_name).output_features["targets"].vocabulary
 
 
 def _dummy_batch(batch_size: int, lengths: Mapping[str, int]) -> dict[str, jax.ShapeDtypeStruct]:
@@ -163,10 +164,10 @@ def train(*,
   optimizer = as_optimizer(optimizer)
   dummy = _dummy_batch(batch_size, task_feature_lengths)
   abstract_state, shardings = state_shardings(model, optimizer, dummy, mesh, rules)
-  vocab_path = _vocabulary_path(mixture_or_task_name)
+  vocabulary = vocabulary_record(_vocabulary(mixture_or_task_name))
   meta = {"model_config": config_to_dict(model_config),
           "param_shapes": param_shapes(abstract_state.params),
-          "vocabulary": vocabulary_record(vocab_path) if vocab_path else {},
+          "vocabulary": vocabulary,
           "code": version.code_record()}  # which code wrote the checkpoint
 
   checkpointer = Checkpointer(model_dir, max_to_keep=keep_checkpoints, keep_best=keep_best)
@@ -203,8 +204,8 @@ def train(*,
       state = state.replace(params=params)
     logger.info("Initialised a new model: %s parameters on a %s mesh.",
                 f"{param_count(state.params):,}", dict(mesh.shape))
-    if vocab_path and jax.process_index() == 0:
-      record_vocabulary(model_dir, vocab_path)
+    if "source" in vocabulary and jax.process_index() == 0:
+      record_vocabulary(model_dir, vocabulary["source"])
   if jax.process_index() == 0:
     write_text(model_dir, "config.gin", gin.config_str())
 
