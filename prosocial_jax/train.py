@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import traceback
 
 from prosocial_jax import gin_utils
 
@@ -37,14 +38,7 @@ def _user_errors() -> tuple[type[Exception], ...]:
   return (DataFormatError, MissingDataError, CheckpointMismatchError, InputChangedError)
 
 
-def main(argv=None) -> None:
-  gin_files, bindings, search_paths = gin_utils.parse_args(
-      sys.argv[1:] if argv is None else argv, entry="train")
-  setup_logging()
-  # Import after logging is set up: these pull in TF, seqio and the gin configurables.
-  from prosocial_jax.training import trainer  # noqa: F401
-  from prosocial_jax import models  # noqa: F401  (registers model configurables)
-  gin_utils.parse_gin(gin_files, bindings, search_paths)
+def _train(trainer) -> None:
   try:
     trainer.train()
   except _user_errors() as error:
@@ -55,6 +49,42 @@ def main(argv=None) -> None:
     print(f"error: {message}\n(set PROSOCIAL_JAX_TRACEBACK=1 for the traceback)",
           file=sys.stderr)
     sys.exit(2)
+
+
+def _exit_now(status: int) -> None:
+  """Ends a failed process of a multi-process job at once.
+
+  A normal exit would wait at JAX's shutdown barrier for the other processes,
+  which are themselves waiting for this one in a collective or a checkpoint
+  barrier: the job would hang for minutes. Gone at once, this process is missed
+  by JAX's coordination service, which then stops every process of the job.
+  """
+  sys.stdout.flush()
+  sys.stderr.flush()
+  os._exit(status)
+
+
+def main(argv=None) -> None:
+  gin_files, bindings, search_paths = gin_utils.parse_args(
+      sys.argv[1:] if argv is None else argv, entry="train")
+  setup_logging()
+  # Import after logging is set up: these pull in TF, seqio and the gin configurables.
+  import jax
+  from prosocial_jax.training import trainer  # noqa: F401
+  from prosocial_jax import models  # noqa: F401  (registers model configurables)
+  from prosocial_jax.partitioning import distributed
+  gin_utils.parse_gin(gin_files, bindings, search_paths)
+  # Before any JAX computation; gin may hold the coordinator settings.
+  distributed.initialize_from_environment()
+  try:
+    _train(trainer)
+  except BaseException as error:
+    if jax.process_count() == 1:
+      raise
+    if isinstance(error, SystemExit):
+      _exit_now(error.code if isinstance(error.code, int) else 1)
+    traceback.print_exc()
+    _exit_now(1)
 
 
 if __name__ == "__main__":

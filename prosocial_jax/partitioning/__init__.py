@@ -1,4 +1,8 @@
-"""Mesh construction and logical-axis rules (the only place that knows the mesh)."""
+"""Mesh construction and logical-axis rules (the only place that knows the mesh).
+
+`distributed.initialize_from_environment` joins a multi-process job; the entry
+point calls it before anything touches a device.
+"""
 
 from prosocial_jax.partitioning.mesh import MESH_AXES, MeshShape, create_mesh
 from prosocial_jax.partitioning.rules import (STANDARD_LOGICAL_AXIS_RULES,

@@ -12,6 +12,7 @@ Two ways back to it, both exact:
 
 from __future__ import annotations
 
+import functools
 import os
 from typing import Mapping
 
@@ -19,6 +20,7 @@ import jax
 import numpy as np
 import seqio
 import tensorflow as tf
+from jax.experimental import multihost_utils
 
 
 def configure_tensorflow() -> None:
@@ -94,7 +96,29 @@ def train_batches(mixture_or_task_name: str,
   return InputIterator(dataset.prefetch(tf.data.AUTOTUNE))
 
 
+@functools.lru_cache(maxsize=None)
+def _rows_on_this_process(sharding, global_shape: tuple[int, ...]) -> int:
+  """How many distinct rows of a [batch, ...] array this process's devices hold."""
+  indices = sharding.devices_indices_map(global_shape)
+  blocks = {indices[device][0].indices(global_shape[0])
+            for device in sharding.addressable_devices}
+  return sum(len(range(*block)) for block in blocks)
+
+
 def to_global_arrays(host_batch: Mapping[str, np.ndarray], sharding) -> dict[str, jax.Array]:
-  """Assembles each host's rows into one global array split over the batch axes."""
-  return {k: jax.make_array_from_process_local_data(sharding, v)
+  """Assembles every host's rows (its own shard of the data) into global arrays.
+
+  The global batch is host 0's rows, then host 1's, and so on. When each
+  process's devices hold rows that no other process holds (the batch axes split
+  over the hosts: the usual mesh), each host's rows go straight to its devices.
+  When processes share rows (a model axis spanning hosts replicates the batch
+  over them), the hosts' rows are gathered first, so that every process places
+  the same global batch; without that, each would silently train on its own share.
+  """
+  hosts = jax.process_count()
+  rows = len(next(iter(host_batch.values())))
+  global_shapes = {k: (rows * hosts,) + v.shape[1:] for k, v in host_batch.items()}
+  if hosts > 1 and _rows_on_this_process(sharding, next(iter(global_shapes.values()))) != rows:
+    host_batch = multihost_utils.process_allgather(dict(host_batch), tiled=True)
+  return {k: jax.make_array_from_process_local_data(sharding, v, global_shapes[k])
           for k, v in host_batch.items()}
