@@ -32,7 +32,7 @@ def setup_logging() -> None:
 
 def _user_errors() -> tuple[type[Exception], ...]:
   """Errors about the user's data or MODEL_DIR: a message is enough, no traceback."""
-  from prosocial_jax.checkpoints.manager import CheckpointMismatchError
+  from prosocial_jax.checkpoints.compatibility import CheckpointMismatchError
   from prosocial_jax.data.errors import DataFormatError, MissingDataError
   from prosocial_jax.training.resume import InputChangedError
   return (DataFormatError, MissingDataError, CheckpointMismatchError, InputChangedError)
