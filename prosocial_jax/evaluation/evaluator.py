@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from typing import Callable, Mapping
 
+import jax
 import numpy as np
 import seqio
 import tensorflow as tf
@@ -51,6 +52,8 @@ class SeqioEvaluation:
                *,
                split: str = "validation",
                log_dir: str | None = None):
+    if jax.process_index() != 0:
+      log_dir = None  # every host computes the metrics; process 0 alone writes them
     loggers = (seqio.PyLoggingLogger,)
     if log_dir:
       tf.io.gfile.makedirs(log_dir)

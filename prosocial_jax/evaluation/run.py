@@ -7,6 +7,7 @@ import logging
 import flax.linen as nn
 import jax
 import numpy as np
+from jax.sharding import NamedSharding, PartitionSpec
 
 from prosocial_jax.evaluation.evaluator import SeqioEvaluation
 from prosocial_jax.inference.model import DecodeOptions, EncoderDecoderModel
@@ -26,9 +27,11 @@ def evaluate(model: EncoderDecoderModel, params, mesh, rules, evaluation: SeqioE
   `inference.packed_weights`); scores always use the plain weights.
   """
   data_sharding = batch_sharding(mesh, rules)
+  # Replicated outputs: every process of a multi-host job can read them.
+  replicated = NamedSharding(mesh, PartitionSpec())
   predict = jax.jit(lambda p, batch, step_params: model.predict_batch(
-      p, batch, decode=decode, step_params=step_params))
-  score = jax.jit(model.score_batch)
+      p, batch, decode=decode, step_params=step_params), out_shardings=replicated)
+  score = jax.jit(model.score_batch, out_shardings=replicated)
   step_params = None
   if decode_weights is not None:
     with mesh, nn.logical_axis_rules(rules):

@@ -17,6 +17,7 @@ import time
 from typing import Any, Callable
 
 import jax
+from jax.sharding import NamedSharding, PartitionSpec
 
 from prosocial_jax.training.loop import Action, Loop, loop_states
 from prosocial_jax.training.schedules import ReduceOnPlateau
@@ -47,7 +48,9 @@ class LogMetrics(Action):
     elapsed = max(now - self._last_time - loop.paused_seconds, 1e-9)
     steps_per_sec = (loop.step - first_step) / elapsed
     metrics["timing/steps_per_second"] = steps_per_sec
-    metrics["timing/tokens_per_second"] = loop.tokens / elapsed
+    # Non-padding input and target tokens of the global batches (all hosts).
+    tokens_per_step = metrics["input_tokens"] + metrics["target_tokens"]
+    metrics["timing/tokens_per_second"] = tokens_per_step * steps_per_sec
     if self._flops_per_step and self._peak_flops:
       metrics["timing/mfu"] = self._flops_per_step * steps_per_sec / self._peak_flops
     remaining = max(loop.train_steps - loop.step, 0)
@@ -60,7 +63,7 @@ class LogMetrics(Action):
     loop.writer.write(loop.step, metrics)
     loop.last_metrics = metrics
     self._last_time, self._last_step = now, loop.step
-    loop.tokens, loop.paused_seconds = 0, 0.0
+    loop.paused_seconds = 0.0
 
 
 class Evaluate(Action):
@@ -74,8 +77,9 @@ class Evaluate(Action):
     self._score = None
 
   def run(self, loop: Loop) -> None:
-    if self._score is None:
-      self._score = jax.jit(loop.model.score_batch)
+    if self._score is None:  # replicated outputs: readable by every process
+      self._score = jax.jit(loop.model.score_batch,
+                            out_shardings=NamedSharding(loop.mesh, PartitionSpec()))
     result = self._perplexity(self._score, loop.state.params, loop.mesh, loop.rules)
     logger.info("step %d: validation perplexity %.4f (%s, %s split)", loop.step,
                 result["perplexity"], self._perplexity.name, self._perplexity.split)

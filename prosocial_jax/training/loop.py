@@ -18,7 +18,7 @@ import jax
 import numpy as np
 
 from prosocial_jax.training import input_pipeline
-from prosocial_jax.training.metrics import MetricSums, MetricsWriter, count_tokens
+from prosocial_jax.training.metrics import MetricSums, MetricsWriter
 
 logger = logging.getLogger("prosocial_jax")
 
@@ -49,7 +49,6 @@ class Loop:
   eval_result: dict | None = None  # this step's validation metrics, when an evaluation ran
   stop_reason: str | None = None  # set by an action to end the run after this step
   last_saved_step: int | None = None
-  tokens: int = 0                 # non-padding tokens since the last log
   paused_seconds: float = 0.0     # time spent in actions since the last log (not training)
   metric_sums: MetricSums = dataclasses.field(default_factory=MetricSums)
   last_metrics: dict = dataclasses.field(default_factory=dict)  # the latest logged means
@@ -101,7 +100,6 @@ def run(loop: Loop, actions: list[Action]) -> None:
   with loop.mesh, nn.logical_axis_rules(loop.rules):
     while not loop.at_end:
       host_batch = next(loop.batches)
-      loop.tokens += count_tokens(host_batch)
       loop.state, metrics = loop.train_step(
           loop.state, input_pipeline.to_global_arrays(host_batch, loop.data_sharding),
           loop.dropout_rng, np.float32(loop.lr_scale))

@@ -22,13 +22,6 @@ import tensorflow as tf
 WATCHED = ("loss", "grad_norm")  # a non-finite value of these stops the run
 
 
-def count_tokens(host_batch: Mapping[str, np.ndarray]) -> int:
-  """Non-padding input and target tokens of a batch (what tokens/s counts)."""
-  inputs = int(np.count_nonzero(host_batch["encoder_input_tokens"]))
-  targets = int(np.sum(host_batch["decoder_loss_weights"] > 0))
-  return inputs + targets
-
-
 @jax.jit
 def _add(sums, metrics, step):
   first_bad, bad_metric = sums["first_nonfinite_step"], sums["nonfinite_metric"]

@@ -84,6 +84,7 @@ def make_train_step(model, optimizer, *, microbatches: int = 1, scale_updates: b
         "z_loss": aux["z_loss"],
         "accuracy": aux["correct"] / jnp.maximum(aux["num_tokens"], 1.0),
         "target_tokens": aux["num_tokens"],
+        "input_tokens": jnp.sum(batch["encoder_input_tokens"] > 0).astype(jnp.float32),
         "grad_norm": optax.global_norm(grads),
         "learning_rate": optimizer.learning_rate(state.step) * (lr_scale if scale_updates else 1),
     }

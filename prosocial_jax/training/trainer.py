@@ -150,6 +150,8 @@ def train(*,
                   reduce_on_plateau=reduce_on_plateau, microbatches=microbatches,
                   batch_size=batch_size)
   input_pipeline.configure_tensorflow()
+  if jax.process_index() != 0:  # one progress log per job; warnings and errors from all
+    logger.setLevel(logging.WARNING)
   logger.info("%s", version.describe())
   model_dir = absolute_model_dir(model_dir)
   _use_tasks_module(mixture_or_task_module, data_root)

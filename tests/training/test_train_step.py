@@ -39,23 +39,6 @@ def test_loss_falls_on_a_fixed_batch(tiny_model):
   assert float(metrics["target_tokens"]) == 8 * 4  # padding not counted
 
 
-def test_sharded_step_matches_single_device(tiny_model):
-  optimizer = optax.adam(1e-2)
-  batch = fixed_batch(seed=3)
-  results = []
-  for shape, devices in [(MeshShape(), jax.devices()[:1]),
-                         (MeshShape(data=2, fsdp=2, model=2), jax.devices())]:
-    mesh = create_mesh(shape, devices=devices)
-    state, step = _compiled_step(tiny_model, optimizer, mesh)
-    with mesh:
-      for _ in range(3):
-        state, metrics = step(state, batch, jax.random.key(1))
-    results.append((jax.device_get(state.params), float(metrics["loss"])))
-  (params_1, loss_1), (params_8, loss_8) = results
-  assert loss_8 == pytest.approx(loss_1, rel=1e-5)
-  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=2e-5), params_1, params_8)
-
-
 def test_parameters_are_sharded_by_the_logical_rules(tiny_model):
   mesh = create_mesh(MeshShape(data=2, fsdp=2, model=2))
   state = init_train_state(tiny_model, optax.adam(1e-3), dummy_batch_shapes(),
