@@ -1,30 +1,51 @@
 #!/usr/bin/env python
-"""Train-step time of our T5 under each matmul / dtype option (the peer: hf_t5_train.py).
+"""Train-step speed and MFU of our T5 per dtype / matmul option (the peer: hf_t5_train.py).
 
   python bench/train_step_speed.py --size small --batch 8 --inputs-len 128 --targets-len 64
 
-One jitted step = forward + backward + Adafactor update (optax.adafactor, T5X's
-defaults: factored, no momentum), random tokens, median of --steps after
---warmup. Modes: float32 / XLA; bfloat16 / XLA (flax dtype only); bfloat16 /
-bf16_fast (the custom-VJP matmul). Prints one `RESULT {json}` line per mode.
+The step is the trainer's: `EncoderDecoderModel.loss_fn` differentiated by
+`training.steps.make_train_step`, jitted with the state donated, on a
+`train_state.TrainState`; the optimizer is Adafactor with T5X's defaults
+(factored, no momentum, decay 0.8, clipping 1.0, parameter scaling), learning
+rate 1e-3. Random tokens, one device, median of --steps timed steps after
+--warmup. Modes: f32 (float32 / XLA), bf16_xla (flax dtype only), bf16_fast
+(bfloat16 with the custom-VJP matmul).
+
+MFU = `training.flops.train_step_flops` (explicit matmul count, attention
+included, = the peer's `flops_explicit`) x steps/s over the peak: the chip's
+from `training.flops.peak_flops_per_device`, or --peak-gflops-{float32,bfloat16}
+(on a CPU, a measured matmul rate: `train_step_vs_peer.sh` passes this machine's
+best from ../shared/bench/matmul_peak.py). Without a peak MFU is null.
+Prints one `RESULT {json}` line per mode.
 """
 import argparse
-import functools
 import json
 import statistics
 import time
 
 import flax.linen as nn
 import jax
-import jax.numpy as jnp
+import numpy as np
 import optax
 
-from prosocial_jax.models.registry import build_module
-from prosocial_jax.models.t5 import t5_1_1_config
-from prosocial_jax.models.losses import cross_entropy_loss
+from prosocial_jax.inference.model import EncoderDecoderModel
+from prosocial_jax.models import t5_1_1_config
+from prosocial_jax.training import flops
+from prosocial_jax.training.steps import make_train_step
+from prosocial_jax.training.train_state import TrainState
 
 MODES = {"f32": ("float32", "xla"), "bf16_xla": ("bfloat16", "xla"),
          "bf16_fast": ("bfloat16", "bf16_fast")}
+VOCAB = 32128  # the published T5 vocabulary; `tiny` has none of its own
+
+
+def random_batch(batch, inputs_len, targets_len, seed=0):
+  rng = np.random.default_rng(seed)
+  targets = rng.integers(2, VOCAB, (batch, targets_len), dtype=np.int32)
+  return {"encoder_input_tokens": rng.integers(2, VOCAB, (batch, inputs_len), dtype=np.int32),
+          "decoder_input_tokens": np.pad(targets[:, :-1], ((0, 0), (1, 0))),
+          "decoder_target_tokens": targets,
+          "decoder_loss_weights": np.ones((batch, targets_len), np.float32)}
 
 
 def main():
@@ -36,50 +57,54 @@ def main():
   p.add_argument("--steps", type=int, default=5)
   p.add_argument("--warmup", type=int, default=2)
   p.add_argument("--modes", nargs="+", default=list(MODES), choices=list(MODES))
+  p.add_argument("--peak-gflops-float32", type=float, default=None)
+  p.add_argument("--peak-gflops-bfloat16", type=float, default=None)
   args = p.parse_args()
+  given_peaks = {"float32": args.peak_gflops_float32, "bfloat16": args.peak_gflops_bfloat16}
+  device_kind = jax.devices()[0].device_kind
+  batch = jax.device_put(random_batch(args.batch, args.inputs_len, args.targets_len))
   key = jax.random.key(0)
-  enc = jax.random.randint(key, (args.batch, args.inputs_len), 2, 32128, dtype=jnp.int32)
-  tgt = jax.random.randint(jax.random.fold_in(key, 1), (args.batch, args.targets_len), 2, 32128,
-                           dtype=jnp.int32)
-  dec_in = jnp.pad(tgt[:, :-1], ((0, 0), (1, 0)))
   params = None
   for mode in args.modes:
     dtype, matmul = MODES[mode]
-    module = build_module(t5_1_1_config(args.size, dtype=dtype, matmul=matmul))
-    if params is None:
-      params = nn.unbox(jax.jit(functools.partial(module.init, enable_dropout=False))(
-          key, enc[:, :8], dec_in[:, :8], tgt[:, :8])["params"])
+    config = t5_1_1_config(args.size, vocab_size=VOCAB, dtype=dtype, matmul=matmul)
+    model = EncoderDecoderModel(config)
+    if params is None:  # parameters are float32 in every mode: initialise once
+      params = jax.jit(lambda r, b: nn.unbox(model.init(r, b)))(key, batch)
     optimizer = optax.adafactor(learning_rate=1e-3)
+    step = jax.jit(make_train_step(model, optimizer), donate_argnums=(0,))
+    state = TrainState.create(jax.tree.map(lambda x: x.copy(), params), optimizer)
 
-    @jax.jit
-    def step(params, opt_state):
-      def loss_fn(p):
-        logits = module.apply({"params": p}, enc, dec_in, tgt, enable_dropout=False)
-        loss, _, n = cross_entropy_loss(logits, tgt, jnp.ones_like(tgt, jnp.float32))
-        return loss / n
-      loss, grads = jax.value_and_grad(loss_fn)(params)
-      updates, opt_state = optimizer.update(grads, opt_state, params)
-      return optax.apply_updates(params, updates), opt_state, loss
-
-    state = (params, optimizer.init(params))
     t0 = time.perf_counter()
-    state = jax.block_until_ready(step(*state))[:2]
-    compile_s = time.perf_counter() - t0
+    state, metrics = jax.block_until_ready(step(state, batch, key))
+    first_step_s = time.perf_counter() - t0
     for _ in range(args.warmup - 1):
-      state = jax.block_until_ready(step(*state))[:2]
-    ts = []
+      state, metrics = jax.block_until_ready(step(state, batch, key))
+    times = []
     for _ in range(args.steps):
       t0 = time.perf_counter()
-      *state, loss = jax.block_until_ready(step(*state))
-      ts.append(time.perf_counter() - t0)
-    med = statistics.median(ts)
+      state, metrics = jax.block_until_ready(step(state, batch, key))
+      times.append(time.perf_counter() - t0)
+
+    median = statistics.median(times)
     tokens = args.batch * (args.inputs_len + args.targets_len)
+    step_flops = flops.train_step_flops(config, args.batch, args.inputs_len, args.targets_len)
+    if given_peaks[dtype] is not None:
+      peak, peak_source = given_peaks[dtype] * 1e9, "given"
+    else:
+      peak, peak_source = flops.peak_flops_per_device(device_kind, dtype), "table"
+    utilisation = flops.mfu(step_flops, 1 / median, 1, peak)
     print("RESULT " + json.dumps(dict(
-        framework="jax", size=args.size, mode=mode, dtype=dtype, matmul=matmul,
-        batch=args.batch, inputs_len=args.inputs_len, targets_len=args.targets_len,
-        first_step_s=round(compile_s, 2), step_s_median=round(med, 3),
-        step_s_all=[round(t, 3) for t in ts], tokens_per_s=round(tokens / med, 1),
-        loss=round(float(loss), 4))), flush=True)
+        framework="jax", jax=jax.__version__, device_kind=device_kind, size=args.size,
+        mode=mode, dtype=dtype, matmul=matmul, batch=args.batch,
+        inputs_len=args.inputs_len, targets_len=args.targets_len, optimizer="adafactor",
+        first_step_s=round(first_step_s, 2), step_s_median=round(median, 4),
+        step_s_min=round(min(times), 4), step_s_all=[round(t, 4) for t in times],
+        tokens_per_s=round(tokens / median, 1), flops_per_step=step_flops,
+        achieved_gflops=round(step_flops / median / 1e9, 2),
+        peak_gflops=None if peak is None else round(peak / 1e9, 1), peak_source=peak_source,
+        mfu=None if utilisation is None else round(utilisation, 4),
+        loss=round(float(metrics["loss"]), 4))), flush=True)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from prosocial_jax.models import prost_config, t5_1_0_config, t5_1_1_config
 from prosocial_jax.training import flops
 
 # (size, batch, inputs_length, targets_length) -> forward FLOPs, as printed by the
-# peer's own code on 2026-12-01: in ../shared/bench,
+# peer's own code on 2026-11-30: in ../shared/bench,
 #   python3 -c "import t5_common as t; print(t.forward_matmul_flops(size, b, li, lt))"
 # The peer's train-step count (hf_t5_train.py, `flops_explicit`) is 3 x these.
 PEER_FORWARD_FLOPS = {
