@@ -288,7 +288,8 @@ def build_actions(loop, *, optimizer, log_every, checkpoint_every, keep_best, ev
                   perplexity, decode, early_stopping_patience, reduce_on_plateau,
                   flops_per_step, peak_flops_per_device) -> list[loop_lib.Action]:
   """The run's actions, in the order they run after a step."""
-  peak = peak_flops_per_device or flops.peak_flops_per_device(jax.devices()[0].device_kind)
+  peak = peak_flops_per_device or flops.peak_flops_per_device(jax.devices()[0].device_kind,
+                                                              loop.model.config.dtype)
   actions: list[loop_lib.Action] = [actions_lib.LogMetrics(
       log_every, flops_per_step=flops_per_step,
       peak_flops=peak * jax.device_count() if peak else None)]
