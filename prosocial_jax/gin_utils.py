@@ -61,16 +61,24 @@ def parse_args(argv: Sequence[str], entry: str) -> tuple[list[str], list[str], l
   parser.add_argument("--gin_bindings", action="append", default=[])
   parser.add_argument("--gin_search_paths", default="")
   known, rest = parser.parse_known_args(list(argv))
-  bindings = list(known.gin_bindings)
+  bindings = gin_bindings(parser, known.gin_bindings, rest)
+  if not known.gin_file:
+    parser.error("at least one --gin_file is required")
+  search = [p for p in known.gin_search_paths.split(",") if p]
+  return known.gin_file, bindings, search
+
+
+def gin_bindings(parser: argparse.ArgumentParser, raw: Sequence[str],
+                 rest: Sequence[str]) -> list[str]:
+  """The `--gin_bindings` lines plus one per `--gin.NAME=VALUE` among the arguments
+  argparse did not know (`rest`); anything else there is a usage error."""
+  bindings = list(raw)
   for arg in rest:
     if not arg.startswith("--gin.") or "=" not in arg:
       parser.error(f"unrecognised argument {arg!r}; expected --gin.NAME=VALUE")
     name, value = arg[len("--gin."):].split("=", 1)
     bindings.append(f"{name} = {value}")
-  if not known.gin_file:
-    parser.error("at least one --gin_file is required")
-  search = [p for p in known.gin_search_paths.split(",") if p]
-  return known.gin_file, bindings, search
+  return bindings
 
 
 def resolve_gin_file(name: str, search_paths: Sequence[str] = ()) -> str:

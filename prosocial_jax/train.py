@@ -33,9 +33,13 @@ def setup_logging() -> None:
 def _user_errors() -> tuple[type[Exception], ...]:
   """Errors about the user's data or MODEL_DIR: a message is enough, no traceback."""
   from prosocial_jax.checkpoints.compatibility import CheckpointMismatchError
+  from prosocial_jax.checkpoints.importers.base import CheckpointImportError
   from prosocial_jax.data.errors import DataFormatError, MissingDataError
+  from prosocial_jax.training.initial_checkpoint import InitialCheckpointError
+  from prosocial_jax.training.loop import NonFiniteError
   from prosocial_jax.training.resume import InputChangedError
-  return (DataFormatError, MissingDataError, CheckpointMismatchError, InputChangedError)
+  return (DataFormatError, MissingDataError, CheckpointMismatchError, InputChangedError,
+          InitialCheckpointError, CheckpointImportError, NonFiniteError)
 
 
 def _train(trainer) -> None:

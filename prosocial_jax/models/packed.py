@@ -47,10 +47,11 @@ _INT8_MAX = 127.0
 @jax.tree_util.register_dataclass
 @dataclasses.dataclass(frozen=True)
 class PackedKernel:
-  """A projection kernel stored [..., out, in] (leading dims: e.g. scanned layers).
+  """A projection kernel stored [out, in]; a scanned stack's is [out, layers, in],
+  with the layer axis where `nn.scan` slices parameters (`stack.PARAMS_SCAN_AXIS`).
 
-  `scale` [..., out] float32 is the per-output-channel dequantisation factor of
-  int8 `values`; None for float values.
+  `scale` [out] ([out, layers]) float32 is the per-output-channel dequantisation
+  factor of int8 `values`; None for float values.
   """
   values: Array
   scale: Optional[Array] = None
@@ -61,7 +62,7 @@ class PackedKernel:
 
   @property
   def out_features(self) -> int:
-    return self.values.shape[-2]
+    return self.values.shape[0]
 
   def project(self, x: Array, out_dtype) -> Array:
     """x [..., in] -> [..., out] in `out_dtype`."""
@@ -83,13 +84,14 @@ class PackedKernel:
 
 
 def pack_kernel(kernel: Array, weights: str) -> PackedKernel:
-  """[..., in, out] kernel -> PackedKernel [..., out, in] in format `weights`."""
-  return pack_rows(jnp.swapaxes(jnp.asarray(kernel, jnp.float32), -1, -2), weights)
+  """[in, out] kernel (scanned: [in, layers, out]) -> PackedKernel [out, in]
+  ([out, layers, in]) in format `weights`: the layer axis stays in place."""
+  return pack_rows(jnp.swapaxes(jnp.asarray(kernel, jnp.float32), 0, -1), weights)
 
 
 def pack_rows(values: Array, weights: str) -> PackedKernel:
-  """A matrix already stored [..., out, in] (e.g. an embedding table used as the
-  output layer) -> PackedKernel in format `weights`."""
+  """A matrix already stored [out, in] or [out, layers, in] (e.g. an embedding
+  table used as the output layer) -> PackedKernel in format `weights`."""
   if weights not in WEIGHT_FORMATS:
     raise ValueError(f"weights must be one of {WEIGHT_FORMATS}, got {weights!r}")
   values = jnp.asarray(values, jnp.float32)

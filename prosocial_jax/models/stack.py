@@ -7,10 +7,14 @@ so the options mean the same everywhere:
   "none" keeps everything; "full" recomputes the whole layer; "dots" keeps
   matmul outputs; "dots_no_batch" keeps only matmuls without batch dimensions
   (the projections, not the attention scores). The loss is unchanged.
-* `scan_layers`: the layers become one `nn.scan` body. Parameters are stacked
-  on a leading axis (logical name `layers`) under `.../layers/...` instead of
-  `.../layers_{i}/...`; the decoder KV cache is stacked on axis 1, so every
-  cache leaf still leads with the batch (beam search relies on it).
+* `scan_layers`: the layers become one `nn.scan` body. Parameters live under
+  `.../layers/...` instead of `.../layers_{i}/...`, stacked on axis 1
+  (`PARAMS_SCAN_AXIS`, logical name `layers`): a layer's [embed, mlp] kernel is
+  [embed, layers, mlp], its [embed] scale [embed, layers]. That is T5X's layout
+  (`param_scan_axis = 1` in t5x/examples/scalable_t5 and flaxformer), so a
+  scanned T5X tensor needs no transpose. The decoder KV cache is a separate
+  choice: stacked on axis 1 too, so every cache leaf still leads with the batch
+  (beam search relies on it; T5X stacks its cache on axis 0).
 
 A layer class is a `blocks.Block`: built as `(config, dot_general, scanned=...,
 **static)`, it returns `(output, None)` when `scanned` (the scan contract). Python
@@ -36,6 +40,10 @@ REMAT_POLICIES: dict[str, Optional[Callable[..., bool]]] = {
 # Logical name of the stacked-layers axis of scanned parameters (never sharded
 # by the standard rules: a name without a rule maps to no mesh axis).
 LAYERS_AXIS = "layers"
+# Where that axis sits in every scanned parameter: 1, as T5X (see the docstring).
+PARAMS_SCAN_AXIS = 1
+# Where it sits in every decoder cache leaf: after the batch.
+CACHE_SCAN_AXIS = 1
 
 
 def check_remat_policy(policy: str, *, owner: str) -> None:
@@ -62,7 +70,7 @@ def run_layers(layer_cls: type, config: Any, dot_general: Callable, num_layers: 
     return x
   scanned = nn.scan(
       cls,
-      variable_axes={"params": 0, "cache": 1},
+      variable_axes={"params": PARAMS_SCAN_AXIS, "cache": CACHE_SCAN_AXIS},
       split_rngs={"params": True, "dropout": True},
       in_axes=(nn.broadcast,) * len(args),
       length=num_layers,

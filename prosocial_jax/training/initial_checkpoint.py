@@ -1,11 +1,13 @@
-"""INITIAL_CHECKPOINT_PATH: a new run starts from the parameters of another run's checkpoint.
+"""INITIAL_CHECKPOINT_PATH: a new run starts from the parameters of another checkpoint.
 
-The path is either one checkpoint (`.../checkpoint_<step>`) or a MODEL_DIR: then
-its best checkpoint by validation perplexity when it kept one (`train.keep_best`),
-else its latest. Only the parameters are read (the new run has its own optimizer
-and step 0); shapes are compared first, so a mismatch is an error naming the
-parameters instead of an orbax failure. Foreign formats (Hugging Face, T5X,
-Mesh-TF) come through the importers.
+Ours: the path is either one checkpoint (`.../checkpoint_<step>`) or a MODEL_DIR:
+then its best checkpoint by validation perplexity when it kept one
+(`train.keep_best`), else its latest. Outside formats (Hugging Face T5 or
+BlenderBot, T5X, Mesh-TensorFlow; INITIAL_CHECKPOINT_FORMAT, default `auto`) go
+through `checkpoints.importers`, one tensor at a time straight onto the mesh.
+Only the parameters are read (the new run has its own optimizer and step 0);
+shapes and the model config are compared first, so a mismatch is an error naming
+the parameter or field instead of a failure deep in a restore.
 """
 
 from __future__ import annotations
@@ -17,7 +19,13 @@ from typing import Any, Mapping
 
 from etils import epath
 
+import jax
+from flax import traverse_util
+
+from prosocial_jax.checkpoints import importers
+from prosocial_jax.checkpoints.compatibility import RUN_SETTINGS
 from prosocial_jax.checkpoints.manager import STEP_PREFIX, Checkpointer
+from prosocial_jax.models.registry import config_to_dict
 
 logger = logging.getLogger("prosocial_jax")
 
@@ -52,31 +60,65 @@ def _locate(path: str) -> tuple[str, int]:
     checkpointer.close()
 
 
-def load_initial_params(path: str, expected_shapes: Mapping[str, list[int]], target_params):
-  """The parameters of the checkpoint `path` names, on `target_params`' shardings."""
+def _is_ours(path: epath.Path) -> bool:
+  if re.fullmatch(rf"{STEP_PREFIX}_\d+", path.name) and (path / "meta").exists():
+    return True
+  return any((p / "meta").exists() for p in path.glob(f"{STEP_PREFIX}_*"))
+
+
+def _shape_error(source: str, expected: Mapping[str, list[int]],
+                 found: Mapping[str, list[int]]) -> InitialCheckpointError:
+  names = sorted(set(expected) | set(found))
+  differing = [n for n in names if expected.get(n) != found.get(n)]
+  lines = [f"  {n}: checkpoint {found.get(n, 'absent')}, this model "
+           f"{expected.get(n, 'absent')}" for n in differing[:8]]
+  if len(differing) > 8:
+    lines.append(f"  ... and {len(differing) - 8} more parameters")
+  return InitialCheckpointError(f"INITIAL_CHECKPOINT_PATH {source} holds parameters of another "
+                                "shape than this model's:\n" + "\n".join(lines))
+
+
+def _import_params(path: str, format: str, model_config, expected_shapes, target_params):
+  """An outside checkpoint's parameters, placed tensor by tensor on the target shardings."""
+  imported = importers.import_checkpoint(path, format=format, config=model_config)
+  if model_config is not None:
+    theirs, ours = config_to_dict(imported.config), config_to_dict(model_config)
+    fields = [k for k in sorted(ours) if k not in RUN_SETTINGS and theirs.get(k) != ours.get(k)]
+    if fields:
+      raise InitialCheckpointError(
+          f"INITIAL_CHECKPOINT_PATH {path} ({imported.format}) is another model: " +
+          ", ".join(f"{k} {theirs.get(k)!r} there, {ours.get(k)!r} here" for k in fields))
+  targets = {"/".join(str(getattr(k, "key", k)) for k in key_path): leaf
+             for key_path, leaf in jax.tree_util.tree_flatten_with_path(target_params)[0]}
+  placed, shapes = {}, {}
+  for name, array in imported.tensors():
+    shapes[name] = list(array.shape)
+    if name in targets and list(array.shape) == list(targets[name].shape):
+      placed[name] = jax.device_put(array.astype(targets[name].dtype), targets[name].sharding)
+  if shapes != dict(expected_shapes):
+    raise _shape_error(f"{path} ({imported.format})", expected_shapes, shapes)
+  logger.info("Parameters from %s (%s): %s", path, imported.format, imported.report.summary())
+  return traverse_util.unflatten_dict(placed, sep="/")
+
+
+def load_initial_params(path: str, expected_shapes: Mapping[str, list[int]], target_params, *,
+                        format: str = "auto", model_config=None):
+  """The parameters of the checkpoint `path` names, on `target_params`' shardings.
+
+  `format`: "auto" (ours when `path` holds our checkpoints, else detected from its
+  files), or one of `importers.FORMATS`; `model_config` is checked against an
+  outside checkpoint's (and given to importers of formats that carry none)."""
   path = path if "://" in path else os.path.abspath(os.path.expanduser(path))
   if not epath.Path(path).exists():
     raise InitialCheckpointError(f"INITIAL_CHECKPOINT_PATH {path} does not exist.")
+  if format != "auto" or not _is_ours(epath.Path(path)):
+    return _import_params(path, format, model_config, expected_shapes, target_params)
   model_dir, step = _locate(path)
-  folder = epath.Path(model_dir) / f"{STEP_PREFIX}_{step}"
-  if not (folder / "meta").exists() or not (folder / "state").exists():
-    raise InitialCheckpointError(
-        f"INITIAL_CHECKPOINT_PATH {folder} is not a prosocial_jax checkpoint (no meta/ and "
-        "state/ inside). T5X, Hugging Face, Mesh-TensorFlow and BlenderBot checkpoints are "
-        "read through the importers, not directly.")
   checkpointer = Checkpointer(model_dir, max_to_keep=None)
   try:
     saved: dict[str, Any] = checkpointer.read_meta(step).get("param_shapes", {})
     if saved and saved != dict(expected_shapes):
-      names = sorted(set(saved) | set(expected_shapes))
-      differing = [n for n in names if saved.get(n) != expected_shapes.get(n)]
-      lines = [f"  {n}: checkpoint {saved.get(n, 'absent')}, this model "
-               f"{expected_shapes.get(n, 'absent')}" for n in differing[:8]]
-      if len(differing) > 8:
-        lines.append(f"  ... and {len(differing) - 8} more parameters")
-      raise InitialCheckpointError(
-          f"INITIAL_CHECKPOINT_PATH {model_dir} (step {step}) holds parameters of another "
-          "shape than this model's:\n" + "\n".join(lines))
+      raise _shape_error(f"{model_dir} (step {step})", expected_shapes, saved)
     params = checkpointer.restore_params(step, target_params)
   finally:
     checkpointer.close()

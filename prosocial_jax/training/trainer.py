@@ -119,6 +119,7 @@ def train(*,
           model_config: Any = gin.REQUIRED,
           optimizer=gin.REQUIRED,
           initial_checkpoint_path: str | None = None,
+          initial_checkpoint_format: str = "auto",
           mixture_or_task_module: str | None = "tasks",
           data_root: str | None = None,
           seed: int = 0,
@@ -202,7 +203,8 @@ def train(*,
     state = init_train_state(model, optimizer, dummy, jax.random.key(seed), mesh, rules)
     if initial_checkpoint_path:
       params = load_initial_params(initial_checkpoint_path, meta["param_shapes"],
-                                   abstract_target(abstract_state, shardings).params)
+                                   abstract_target(abstract_state, shardings).params,
+                                   format=initial_checkpoint_format, model_config=model_config)
       state = state.replace(params=params)
     logger.info("Initialised a new model: %s parameters on a %s mesh.",
                 f"{param_count(state.params):,}", dict(mesh.shape))

@@ -48,7 +48,7 @@ def loss_and_grads(cfg, params):
 
 
 def stack_layers(params):
-  """Plain `layers_{i}` subtrees -> one scanned `layers` subtree (leading layer axis)."""
+  """Plain `layers_{i}` subtrees -> one scanned `layers` subtree (layer axis 1, as T5X)."""
   out = {}
   for name, sub in params.items():
     if not isinstance(sub, dict):
@@ -57,7 +57,8 @@ def stack_layers(params):
     numbered = sorted((k for k in sub if k.startswith("layers_")), key=lambda k: int(k[7:]))
     out[name] = {k: v for k, v in sub.items() if not k.startswith("layers_")}
     if numbered:
-      out[name]["layers"] = jax.tree.map(lambda *xs: jnp.stack(xs), *[sub[k] for k in numbered])
+      out[name]["layers"] = jax.tree.map(lambda *xs: jnp.stack(xs, axis=1),
+                                         *[sub[k] for k in numbered])
   return out
 
 
@@ -80,10 +81,12 @@ def test_scan_layers_gives_the_same_loss_grads_and_decoding(plain):
   tokens = jnp.ones((1, 4), jnp.int32)
   boxed = jax.eval_shape(functools.partial(build_module(scan_cfg).init, enable_dropout=False),
                          jax.random.key(0), tokens, tokens, tokens)["params"]
-  # Same tree (T5X's scanned layout), with the layer axis first and logically named.
+  # Same tree as T5X's scanned layout: the layer axis second and logically named.
   assert jax.tree.map(jnp.shape, nn.unbox(boxed)) == jax.tree.map(jnp.shape, stacked)
   query = boxed["decoder"]["layers"]["self_attention"]["query"]["kernel"]
-  assert query.names == ("layers", "embed", "joined_kv") and query.value.shape[0] == 2
+  assert query.names == ("embed", "layers", "joined_kv") and query.value.shape == (32, 2, 32)
+  scale = boxed["decoder"]["layers"]["pre_mlp_layer_norm"]["scale"]
+  assert scale.names == ("embed", "layers") and scale.value.shape == (32, 2)
   scan_loss, scan_grads = loss_and_grads(scan_cfg, stacked)
   np.testing.assert_allclose(scan_loss, loss, rtol=1e-5)
   assert_trees_close(scan_grads, stack_layers(grads), rtol=1e-4, atol=1e-6)

@@ -161,10 +161,11 @@ def test_cached_decoding_equals_full_forward(micro):
 def test_scanned_layers_give_the_same_logits(micro):
   _, params, _, forward = micro
   model = Transformer(micro_prost(scan_layers=True, remat_policy="full"))
-  def stack(sub):  # layers_{i} subtrees -> one `layers` subtree with a leading layer axis
+  def stack(sub):  # layers_{i} subtrees -> one `layers` subtree, layer axis 1 (as T5X)
     numbered = sorted((k for k in sub if k.startswith("layers_")), key=lambda k: int(k[7:]))
     rest = {k: v for k, v in sub.items() if not k.startswith("layers_")}
-    return {**rest, "layers": jax.tree.map(lambda *xs: jnp.stack(xs), *[sub[k] for k in numbered])}
+    return {**rest, "layers": jax.tree.map(lambda *xs: jnp.stack(xs, axis=1),
+                                           *[sub[k] for k in numbered])}
   stacked = {"shared": params["shared"], "encoder": stack(params["encoder"]),
              "decoder": stack(params["decoder"])}
   enc, tgt = rand(7, (2, LEN)), rand(8, (2, LEN))

@@ -13,6 +13,7 @@ import orbax.checkpoint as ocp
 import pytest
 
 import tasks
+from prosocial_jax.checkpoints.importers import CheckpointImportError
 from prosocial_jax.data.data_root import sample_data_root
 from prosocial_jax.models import t5_1_1_config
 from prosocial_jax.training.initial_checkpoint import InitialCheckpointError, load_initial_params
@@ -106,7 +107,7 @@ def test_initial_checkpoint_path_takes_the_best_parameters(stopped_run, tmp_path
   foreign = tmp_path / "t5x" / "checkpoint_1000700"
   foreign.mkdir(parents=True)
   (foreign / "checkpoint").write_bytes(b"msgpack")
-  with pytest.raises(InitialCheckpointError, match="is not a prosocial_jax checkpoint"):
+  with pytest.raises(CheckpointImportError, match="Cannot tell the format of .*checkpoint_1000700"):
     load_initial_params(str(foreign), meta["param_shapes"], target)
 
   wrong = dict(meta["param_shapes"], **{"encoder/encoder_norm/scale": [64]})

@@ -41,8 +41,8 @@ class T5Config(ModelConfig):
   matmul: str = "xla"
   # Rematerialisation of each layer in the backward pass (`stack.REMAT_POLICIES`).
   remat_policy: str = "none"
-  # One `nn.scan` over a stack's layers: parameters gain a leading `layers` axis
-  # (encoder/layers/..., not encoder/layers_{i}/...); faster compiles for deep models.
+  # One `nn.scan` over a stack's layers: parameters gain a `layers` axis at position 1,
+  # as T5X (encoder/layers/..., not encoder/layers_{i}/...); faster compiles for deep models.
   scan_layers: bool = False
 
   def __post_init__(self):

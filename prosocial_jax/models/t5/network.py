@@ -2,7 +2,8 @@
 
 Parameter tree (so public T5X checkpoints map one to one; with
 `scan_layers=True` the `layers_{i}` subtrees become one `layers` subtree whose
-leaves carry a leading [num_layers] axis, as T5X's scanned checkpoints):
+leaves carry a [num_layers] axis at position 1, as T5X's scanned checkpoints:
+query kernel [embed, layers, heads*head_dim], scale [embed, layers]):
   token_embedder/embedding                          [vocab, embed]
   encoder/relpos_bias/rel_embedding                 [heads, buckets]  (shared by all layers)
   encoder/layers_{i}/pre_attention_layer_norm/scale [embed]
