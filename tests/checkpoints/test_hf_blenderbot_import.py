@@ -8,8 +8,8 @@ import importlib.util
 import json
 import shutil
 
-import jax
 import jax.numpy as jnp
+from flax import traverse_util
 import numpy as np
 import pytest
 
@@ -86,14 +86,7 @@ def checkpoints(tmp_path_factory):
 
 
 def nest(flat):
-  tree = {}
-  for path, value in flat.items():
-    *parents, leaf = path.split("/")
-    node = tree
-    for key in parents:
-      node = node.setdefault(key, {})
-    node[leaf] = value
-  return tree
+  return traverse_util.unflatten_dict(flat, sep="/")
 
 
 def imported_tensors(imported):

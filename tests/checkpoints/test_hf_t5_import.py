@@ -97,10 +97,14 @@ def test_the_mixed_output_layers_become_an_own_kernel_with_the_same_logits(
 
 def test_bfloat16_and_float16_weights_arrive_as_float32(tmp_path):
   model = random_t5("1.1")
-  for dtype in (torch.bfloat16, torch.float16):
-    path = save(model.to(dtype), tmp_path / str(dtype))
-    tensors = dict(import_checkpoint(path).tensors())
+  for dtype, layout in ((torch.bfloat16, "safetensors"), (torch.float16, "safetensors"),
+                        (torch.bfloat16, "bin")):
+    path = save(model.to(dtype), tmp_path / f"{dtype}_{layout}", layout)
+    imported = import_checkpoint(path)
+    tensors = dict(imported.tensors())
     assert all(t.dtype == np.float32 for t in tensors.values())
+    stored = {torch.bfloat16: "BF16", torch.float16: "F16"}[dtype]
+    assert imported.report.converted["encoder/encoder_norm/scale"] == f"{stored} -> float32"
     wo = model.decoder.block[2].layer[2].DenseReluDense.wo.weight.detach().float().numpy()
     np.testing.assert_array_equal(tensors["decoder/layers_2/mlp/wo/kernel"], wo.T)
 

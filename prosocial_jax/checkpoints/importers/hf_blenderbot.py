@@ -4,15 +4,15 @@ A directory holding `config.json` (model_type "blenderbot") and its weights:
 `model.safetensors`, sharded safetensors (`model.safetensors.index.json`), or
 PyTorch's `pytorch_model.bin` (optionally sharded, `pytorch_model.bin.index.json`),
 read with `torch.load(..., weights_only=True)` so no pickled code runs. When
-both kinds are there, safetensors is read (as transformers does).
+both kinds are there, safetensors is read (as transformers does); the files
+not read are reported as ignored.
 
 Names: the one rule of `models/prost/hf_names.py` (our tree mirrors HF's state
 dict); the only transform is the transpose of every projection kernel (torch
 keeps [out, in]). Tensors come out as float32 (float16 / bfloat16 / float64
-sources are cast), one at a time: safetensors files are read tensor by tensor
-at the byte ranges their header gives (this module reads the format itself:
-`safetensors.safe_open(framework="np")` refuses bfloat16, needs a local file,
-and is not a dependency of the project), `.bin` files are memory-mapped.
+sources are cast), one at a time, by `hf_weights.WeightFiles` (safetensors at
+the byte ranges their header gives, `.bin` files memory-mapped); a tensor that
+is not floating point is refused there, naming it and its file.
 
 What the architecture must be (read from config.json, checked, else refused
 naming the field): transformers' Blenderbot, which is pre-layer-norm with a
@@ -50,26 +50,23 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import io
 import json
-import struct
 from typing import Any, Iterator, Mapping, Optional
 
-import ml_dtypes
 import numpy as np
 from etils import epath
 
 from prosocial_jax.checkpoints.importers.base import (CheckpointImportError, Imported,
-                                                       ImportReport)
+                                                       ImportReport, expected_param_shapes)
+from prosocial_jax.checkpoints.importers.hf_weights import (SAFETENSORS, SAFETENSORS_INDEX, TORCH,
+                                                             TORCH_INDEX, WeightFiles, weights_file)
 from prosocial_jax.models.prost import hf_names
 from prosocial_jax.models.prost.config import ProstConfig
 
 NAME = "hf_blenderbot"
 
 _CONFIG_FILE = "config.json"
-# In the order transformers prefers them.
-_WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
-                 "pytorch_model.bin.index.json")
+_WEIGHT_FILES = (SAFETENSORS_INDEX, SAFETENSORS, TORCH_INDEX, TORCH)
 
 # `BlenderbotConfig`'s defaults (transformers 5.24): a config.json may omit a field that
 # has its default, so a missing field means this value, as it does to transformers.
@@ -107,9 +104,6 @@ TIED = ("model.encoder.embed_tokens.weight", "model.decoder.embed_tokens.weight"
         "lm_head.weight")
 _SHARED_PATH = "shared/embedding"
 
-_SAFETENSORS_DTYPES = {"F32": np.float32, "F16": np.float16, "BF16": ml_dtypes.bfloat16,
-                       "F64": np.float64}
-
 
 # --- Finding the files ----------------------------------------------------------------------
 
@@ -132,146 +126,11 @@ def detect(path) -> bool:
   try:
     if not (path / _CONFIG_FILE).exists():
       return False
-    if not any((path / name).exists() for name in _WEIGHT_FILES):
+    if weights_file(path) is None:
       return False
     return _is_blenderbot(json.loads((path / _CONFIG_FILE).read_text()))
   except (OSError, ValueError):
     return False
-
-
-def _weight_files(path: epath.Path) -> tuple[str, list[epath.Path], Optional[dict], list[str]]:
-  """(kind "safetensors" | "torch", files, index weight_map or None, files not read)."""
-  present = [name for name in _WEIGHT_FILES if (path / name).exists()]
-  if not present:
-    raise CheckpointImportError(f"{path}: no weights ({', '.join(_WEIGHT_FILES)})")
-  chosen = present[0]
-  kind = "safetensors" if chosen.startswith("model.safetensors") else "torch"
-  # Files of the other kind (or an unused index) are the same weights in another format.
-  skipped = [name for name in present[1:] if name != chosen]
-  if not chosen.endswith(".index.json"):
-    return kind, [path / chosen], None, skipped
-  index_file = path / chosen
-  weight_map = _read_json(index_file).get("weight_map")
-  if not isinstance(weight_map, dict) or not weight_map:
-    raise CheckpointImportError(f"{index_file} has no weight_map")
-  files = [path / shard for shard in sorted(set(weight_map.values()))]
-  for file in files:
-    if not file.exists():
-      raise CheckpointImportError(f"{index_file} names shard {file.name}, which is missing")
-  return kind, files, weight_map, skipped
-
-
-# --- Reading tensors ------------------------------------------------------------------------
-
-@dataclasses.dataclass(frozen=True)
-class _Entry:
-  file: epath.Path
-  shape: tuple[int, ...]
-  dtype: str                   # as the file names it: "F32", "BF16", "torch.float16", ...
-  floating: bool
-  byte_range: Optional[tuple[int, int]] = None  # safetensors: absolute [start, end)
-
-
-def _safetensors_entries(file: epath.Path) -> dict[str, _Entry]:
-  """The header of a safetensors file: u64 little-endian length, then JSON
-  {name: {dtype, shape, data_offsets}} with offsets relative to the data after it."""
-  with file.open("rb") as f:
-    head = f.read(8)
-    (length,) = struct.unpack("<Q", head) if len(head) == 8 else (None,)
-    if length is None or length > 100 << 20:
-      raise CheckpointImportError(f"{file} is not a safetensors file")
-    try:
-      header = json.loads(f.read(length))
-    except ValueError as e:
-      raise CheckpointImportError(f"{file}: unreadable safetensors header ({e})") from e
-  entries = {}
-  for name, info in header.items():
-    if name == "__metadata__":
-      continue
-    begin, end = info["data_offsets"]
-    entries[name] = _Entry(file, tuple(info["shape"]), info["dtype"],
-                           info["dtype"] in _SAFETENSORS_DTYPES,
-                           (8 + length + begin, 8 + length + end))
-  return entries
-
-
-def _torch_load(file: epath.Path) -> Mapping[str, Any]:
-  import torch  # only for .bin checkpoints; not a dependency of the project
-  local = "://" not in str(file)
-  try:
-    if local:
-      try:  # memory-mapped: tensors are paged in as they are read
-        state = torch.load(str(file), map_location="cpu", weights_only=True, mmap=True)
-      except RuntimeError as e:
-        if "mmap" not in str(e):
-          raise
-        # Files written before torch's zip format cannot be mapped; read them whole.
-        state = torch.load(str(file), map_location="cpu", weights_only=True)
-    else:
-      with file.open("rb") as f:
-        state = torch.load(io.BytesIO(f.read()), map_location="cpu", weights_only=True)
-  except Exception as e:  # torch raises several kinds (UnpicklingError, RuntimeError, ...)
-    raise CheckpointImportError(f"Cannot load {file} with torch.load(weights_only=True): "
-                                f"{e}") from e
-  if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor)
-                                               for v in state.values()):
-    raise CheckpointImportError(f"{file} is not a state dict of tensors")
-  return state
-
-
-class _Tensors:
-  """The checkpoint's tensors by HF name: shapes from the headers, values on demand."""
-
-  def __init__(self, path: epath.Path):
-    self.kind, self.files, weight_map, self.skipped = _weight_files(path)
-    self.entries: dict[str, _Entry] = {}
-    self._torch: dict[epath.Path, Mapping[str, Any]] = {}
-    self._handles: dict[epath.Path, Any] = {}
-    for file in self.files:
-      if self.kind == "safetensors":
-        found = _safetensors_entries(file)
-      else:
-        self._torch[file] = state = _torch_load(file)
-        found = {name: _Entry(file, tuple(t.shape), str(t.dtype), t.is_floating_point())
-                 for name, t in state.items()}
-      for name, entry in found.items():
-        if name in self.entries:
-          raise CheckpointImportError(f"Tensor {name} is in both {self.entries[name].file} "
-                                      f"and {file}")
-        self.entries[name] = entry
-    for name, shard in (weight_map or {}).items():
-      if name not in self.entries or self.entries[name].file.name != shard:
-        raise CheckpointImportError(f"{path}: the index puts {name} in {shard}, "
-                                    f"which does not hold it")
-
-  def where(self, name: str) -> str:
-    return f"{name} in {self.entries[name].file}"
-
-  def read(self, name: str) -> np.ndarray:
-    """An owned float32 copy of one tensor."""
-    entry = self.entries[name]
-    if not entry.floating:
-      raise CheckpointImportError(f"Tensor {self.where(name)} is {entry.dtype}; a Prost "
-                                  f"parameter must be floating point")
-    if self.kind == "torch":
-      import torch
-      return np.array(self._torch[entry.file][name].to(torch.float32).numpy(), copy=True)
-    handle = self._handles.get(entry.file)
-    if handle is None:
-      handle = self._handles[entry.file] = entry.file.open("rb")
-    start, end = entry.byte_range
-    handle.seek(start)
-    data = handle.read(end - start)
-    if len(data) != end - start:
-      raise CheckpointImportError(f"Tensor {self.where(name)} is truncated")
-    dtype = np.dtype(_SAFETENSORS_DTYPES[entry.dtype]).newbyteorder("<")
-    return np.frombuffer(data, dtype).reshape(entry.shape).astype(np.float32)
-
-  def close(self):
-    for handle in self._handles.values():
-      handle.close()
-    self._handles.clear()
-    self._torch.clear()
 
 
 # --- The config -----------------------------------------------------------------------------
@@ -337,25 +196,6 @@ def _checked_config(given: Any, found: ProstConfig, source: str) -> ProstConfig:
   return given
 
 
-@functools.lru_cache(maxsize=8)
-def _expected_shapes(config: ProstConfig) -> dict[str, tuple[int, ...]]:
-  """Our parameter paths and shapes for `config`, unscanned (traced, nothing allocated)."""
-  import flax.linen as nn
-  import jax
-  import jax.numpy as jnp
-
-  from prosocial_jax.models.prost import Transformer
-
-  plain = dataclasses.replace(config, scan_layers=False, remat_policy="none", dtype="float32",
-                              matmul="xla")
-  tokens = jax.ShapeDtypeStruct((1, 1), jnp.int32)
-  shapes = jax.eval_shape(functools.partial(Transformer(plain).init, enable_dropout=False),
-                          jax.random.key(0), tokens, tokens, tokens)["params"]
-  leaves = jax.tree_util.tree_flatten_with_path(
-      shapes, is_leaf=lambda x: isinstance(x, nn.LogicallyPartitioned))[0]
-  return {"/".join(k.key for k in path): tuple(nn.unbox(leaf).shape) for path, leaf in leaves}
-
-
 # --- The plan: which source tensor becomes which of ours -----------------------------------
 
 @dataclasses.dataclass(frozen=True)
@@ -364,80 +204,91 @@ class _Plan:
   transposed: frozenset[str]    # our paths whose HF tensor is the transpose
 
 
-def _plan(tensors: _Tensors, config: ProstConfig, report: ImportReport) -> _Plan:
-  """Maps every parameter to its source tensor, checking names, shapes and dtypes from the
+def _where(weights: WeightFiles, name: str) -> str:
+  return f"{name} in {weights.file(name)}"
+
+
+def _plan(weights: WeightFiles, config: ProstConfig, report: ImportReport) -> _Plan:
+  """Maps every parameter to its source tensor, checking names and shapes from the
   headers, then the values of the tied copies and of final_logits_bias."""
-  expected = _expected_shapes(config)
-  entries = tensors.entries
-  shared_source = SHARED if SHARED in entries else next(
-      (name for name in TIED if name in entries), SHARED)
+  expected = expected_param_shapes(dataclasses.replace(config, scan_layers=False))
+  shared_source = SHARED if SHARED in weights else next(
+      (name for name in TIED if name in weights), SHARED)
   sources, transposed, missing = {}, set(), []
   for path, shape in expected.items():
     name = shared_source if path == _SHARED_PATH else hf_names.hf_key(path)
-    if name not in entries:
+    if name not in weights:
       missing.append(f"{name} (our {path} {list(shape)})")
       continue
     want = shape[::-1] if hf_names.is_transposed(path) else shape
-    if entries[name].shape != want:
-      raise CheckpointImportError(f"Tensor {tensors.where(name)} has shape "
-                                  f"{list(entries[name].shape)}; the config gives {list(want)} "
+    if weights.shape(name) != want:
+      raise CheckpointImportError(f"Tensor {_where(weights, name)} has shape "
+                                  f"{list(weights.shape(name))}; the config gives {list(want)} "
                                   f"(our {path})")
-    if not entries[name].floating:
-      raise CheckpointImportError(f"Tensor {tensors.where(name)} is {entries[name].dtype}; a "
-                                  f"Prost parameter must be floating point")
     sources[path] = name
     if hf_names.is_transposed(path):
       transposed.add(path)
-  files = ", ".join(str(f) for f in tensors.files)
   if missing:
-    raise CheckpointImportError(f"{len(missing)} tensor(s) missing from {files}: " +
+    raise CheckpointImportError(f"{len(missing)} tensor(s) missing from {weights.source}: " +
                                 "; ".join(missing[:8]) + (" ..." if len(missing) > 8 else ""))
-  tied = [name for name in TIED if name in entries and name != shared_source]
-  buffers = [name for name in hf_names.ZERO_BUFFERS if name in entries]
-  leftover = sorted(set(entries) - set(sources.values()) - set(tied) - set(buffers))
+  tied = [name for name in TIED if name in weights and name != shared_source]
+  buffers = [name for name in hf_names.ZERO_BUFFERS if name in weights]
+  leftover = sorted(set(weights.names()) - set(sources.values()) - set(tied) - set(buffers))
   if leftover:
     raise CheckpointImportError(
         f"{len(leftover)} tensor(s) that Prost has no place for: " +
-        "; ".join(tensors.where(name) for name in leftover[:8]) +
+        "; ".join(_where(weights, name) for name in leftover[:8]) +
         (" ..." if len(leftover) > 8 else ""))
 
   # Values: the tied copies must be the shared embedding, the logits bias must be zero.
-  shared = tensors.read(shared_source)
+  shared = weights.read(shared_source)
   for name in tied:
-    if entries[name].shape != shared.shape:
-      raise CheckpointImportError(f"Tensor {tensors.where(name)} has shape "
-                                  f"{list(entries[name].shape)}; as a tied copy of "
+    if weights.shape(name) != shared.shape:
+      raise CheckpointImportError(f"Tensor {_where(weights, name)} has shape "
+                                  f"{list(weights.shape(name))}; as a tied copy of "
                                   f"{shared_source} it must be {list(shared.shape)}")
-    if not np.array_equal(tensors.read(name), shared):
-      raise CheckpointImportError(f"Tensor {tensors.where(name)} differs from {shared_source}; "
+    if not np.array_equal(weights.read(name), shared):
+      raise CheckpointImportError(f"Tensor {_where(weights, name)} differs from {shared_source}; "
                                   f"Prost ties the token embeddings and the output layer, so "
                                   f"an untied copy cannot be imported")
     report.ignored[name] = f"tied copy of {shared_source} (equal)"
   del shared
   for name in buffers:
-    if entries[name].shape != (1, config.vocab_size):
-      raise CheckpointImportError(f"Tensor {tensors.where(name)} has shape "
-                                  f"{list(entries[name].shape)}; expected [1, {config.vocab_size}]")
-    if np.any(tensors.read(name)):
-      raise CheckpointImportError(f"Tensor {tensors.where(name)} is not all zeros; Prost's "
+    if weights.shape(name) != (1, config.vocab_size):
+      raise CheckpointImportError(f"Tensor {_where(weights, name)} has shape "
+                                  f"{list(weights.shape(name))}; expected [1, {config.vocab_size}]")
+    if np.any(weights.read(name)):
+      raise CheckpointImportError(f"Tensor {_where(weights, name)} is not all zeros; Prost's "
                                   f"output layer has no bias")
     report.ignored[name] = "zero buffer (all zeros; Prost has no output bias)"
-  for name in tensors.skipped:
-    report.ignored[name] = f"the same weights as {tensors.files[0].name}, which was read"
+  directory = weights.source.parent
+  for name in _WEIGHT_FILES:  # the same weights in another format, or an unused index
+    if name != weights.source.name and (directory / name).exists():
+      report.ignored[name] = f"the same weights as {weights.source.name}, which was read"
 
-  # Yield file by file, so a sharded checkpoint is read one shard at a time.
-  order = sorted(sources, key=lambda path: (str(entries[sources[path]].file), path))
+  # Yield in file order, so a sharded checkpoint is read one shard at a time.
+  position = {name: n for n, name in enumerate(weights.names())}
+  order = sorted(sources, key=lambda path: position[sources[path]])
   for path in order:
     name = sources[path]
     how = ["transpose"] if path in transposed else []
-    if entries[name].dtype not in ("F32", "torch.float32"):
-      how.append(f"{entries[name].dtype} -> float32")
+    if weights.dtype(name) != "F32":
+      how.append(f"{weights.dtype(name)} -> float32")
     if name != hf_names.hf_key(path):
       how.append(f"from {name} ({SHARED} absent)")
     if how:
       report.converted[path] = ", ".join(how)
   report.loaded.extend(order)
   return _Plan({path: sources[path] for path in order}, frozenset(transposed))
+
+
+def _stream(weights: WeightFiles, plan: _Plan) -> Iterator[tuple[str, np.ndarray]]:
+  try:
+    for ours, name in plan.sources.items():
+      value = weights.read(name)
+      yield ours, np.ascontiguousarray(value.T) if ours in plan.transposed else value
+  finally:
+    weights.release()
 
 
 def read(path, config: Any = None) -> Imported:
@@ -456,22 +307,16 @@ def read(path, config: Any = None) -> Imported:
   for key in ("activation_dropout", "encoder_layerdrop", "decoder_layerdrop"):
     if hf.get(key):  # training-time only, and Prost has no such knob
       report.ignored[f"{_CONFIG_FILE}:{key}"] = f"{hf[key]} (Prost has no {key})"
-  tensors = _Tensors(path)
   try:
-    plan = _plan(tensors, config, report)
+    weights = WeightFiles(path)
+  except OSError as e:  # a shard the index names but the folder lacks, say
+    raise CheckpointImportError(f"Cannot read the weights in {path}: {e}") from e
+  try:
+    plan = _plan(weights, config, report)
   finally:
-    tensors.close()
-
-  def stream() -> Iterator[tuple[str, np.ndarray]]:
-    source = _Tensors(path)
-    try:
-      for ours, name in plan.sources.items():
-        value = source.read(name)
-        yield ours, np.ascontiguousarray(value.T) if ours in plan.transposed else value
-    finally:
-      source.close()
-
-  return Imported(format=NAME, source=str(path), config=config, tensors=stream, report=report,
+    weights.release()
+  return Imported(format=NAME, source=str(path), config=config,
+                  tensors=functools.partial(_stream, weights, plan), report=report,
                   vocabulary=_vocabulary(path))
 
 

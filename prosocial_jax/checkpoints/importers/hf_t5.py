@@ -56,9 +56,13 @@ _HF_DEFAULTS = dict(vocab_size=32128, d_model=512, d_kv=64, d_ff=2048, num_layer
                     num_heads=8, relative_attention_num_buckets=32,
                     relative_attention_max_distance=128, layer_norm_epsilon=1e-6,
                     feed_forward_proj="relu")
-# transformers' activation names -> ours (models/layers.activation).
-_ACTIVATIONS = {"relu": "relu", "gelu_new": "gelu", "gelu_pytorch_tanh": "gelu",
-                "gelu": "gelu_exact", "silu": "silu", "swish": "silu"}
+# Our activations (models/layers.activation) -> the name transformers' ACT2FN has for
+# the same function: what an export writes (exporters/hf_t5.py). Our "gelu" is the tanh
+# approximation, HF "gelu_new"; our "gelu_exact" the erf form, HF "gelu".
+HF_ACTIVATION_NAMES = {"relu": "relu", "gelu": "gelu_new", "gelu_exact": "gelu", "silu": "silu"}
+# transformers' activation names -> ours: the inverse, plus aliases an import also reads.
+_ACTIVATIONS = {**{hf: ours for ours, hf in HF_ACTIVATION_NAMES.items()},
+                "gelu_pytorch_tanh": "gelu", "swish": "silu"}
 _RMS_EPSILON = 1e-6  # our RMSNorm's (models/layers.py)
 # Hugging Face's module of each sub-layer, in t5_names.SUBLAYERS' order.
 _HF_SUBLAYERS = {"encoder": ("SelfAttention", "DenseReluDense"),
@@ -88,6 +92,16 @@ TRANSFORMS: dict[str, Callable[[np.ndarray, Any], np.ndarray]] = {
     # Tied but unscaled: the output kernel is the embedding itself.
     "transpose (the tied embedding as an own output kernel)": _transpose,
 }
+# Ours -> Hugging Face, for the transforms an export's table uses (exporters/hf_t5.py):
+# both are their own inverse. The scaled / tied-unscaled rows only arise on import.
+INVERSE_TRANSFORMS: dict[str, Callable[[np.ndarray, Any], np.ndarray]] = {
+    "copy": _copy, "transpose": _transpose}
+
+
+def output_row(transform: str = "transpose") -> tuple[str, str, str]:
+  """The table row of an own output kernel (v1.1's lm_head; `_output_layer` decides
+  when an import needs it, an export when `logits_via_embedding` is off)."""
+  return ("lm_head.weight", t5_names.OUTPUT_KERNEL, transform)
 
 
 def name_table(cfg: T5Config) -> list[tuple[str, str, str]]:
@@ -200,7 +214,7 @@ def _output_layer(record: dict[str, Any], weights: WeightFiles, report: ImportRe
       or not _same_as_embedding(weights, "lm_head.weight"))
   if untied:
     transform = "transpose, times d_model**-0.5" if scaled else "transpose"
-    return False, ("lm_head.weight", t5_names.OUTPUT_KERNEL, transform)
+    return False, output_row(transform)
   if "lm_head.weight" in weights:
     report.ignored["lm_head.weight"] = "a copy of shared.weight (output layer tied to the embedding)"
   if scaled:
@@ -254,10 +268,13 @@ def _plan(table: list[tuple[str, str, str]], weights: WeightFiles, report: Impor
   if missing:  # also a table bug: every parameter must have a source
     raise AssertionError(f"no source for {missing}")
   plan.sort(key=lambda entry: order[entry[1]])
-  for ours, _, transform in plan:
+  for ours, hf, transform in plan:
     report.loaded.append(ours)
-    if transform != "copy":
-      report.converted[ours] = transform
+    notes = [transform] if transform != "copy" else []
+    if weights.dtype(hf) != "F32":
+      notes.append(f"{weights.dtype(hf)} -> float32")
+    if notes:
+      report.converted[ours] = ", ".join(notes)
   return plan
 
 

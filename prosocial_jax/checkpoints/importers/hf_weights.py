@@ -1,8 +1,8 @@
 """Hugging Face weight files, read one tensor at a time: safetensors and PyTorch `.bin`.
 
-A model directory holds one of (looked for in this order):
-  model.safetensors.index.json + shards   model.safetensors
-  pytorch_model.bin.index.json + shards   pytorch_model.bin
+A model directory holds one of (looked for in this order, as transformers does):
+  model.safetensors    model.safetensors.index.json + shards
+  pytorch_model.bin    pytorch_model.bin.index.json + shards
 
 safetensors is read with a small reader of its documented layout (8-byte
 header length, JSON header of dtype / shape / byte offsets, raw little-endian
@@ -49,7 +49,7 @@ def is_remote(path: epath.Path) -> bool:
 
 def weights_file(path: epath.Path) -> Optional[epath.Path]:
   """The weights (or index) file a model directory `path` is read from, or None."""
-  for name in (SAFETENSORS_INDEX, SAFETENSORS, TORCH_INDEX, TORCH):
+  for name in (SAFETENSORS, SAFETENSORS_INDEX, TORCH, TORCH_INDEX):  # transformers' order
     if (path / name).exists():
       return path / name
   return None
@@ -92,6 +92,9 @@ class _SafetensorsFile:
   def shape(self, name: str) -> tuple[int, ...]:
     return self.entries[name][1]
 
+  def dtype(self, name: str) -> str:
+    return self.entries[name][0]
+
   def read(self, name: str) -> np.ndarray:
     dtype, shape, begin, end = self.entries[name]
     dtype = np.dtype(_SAFETENSORS_DTYPES[dtype])  # little-endian, as every host we run on
@@ -124,6 +127,11 @@ def _torch():
   return torch
 
 
+# torch dtypes by safetensors' names, so both kinds of file report alike.
+_TORCH_DTYPES = {"torch.float32": "F32", "torch.float16": "F16", "torch.bfloat16": "BF16",
+                 "torch.float64": "F64"}
+
+
 class _TorchFile:
   """One PyTorch .bin: loaded (memory-mapped when possible) while its tensors are read."""
 
@@ -132,7 +140,10 @@ class _TorchFile:
     self._local_copies = local_copies  # temporary folders of remote files, owned by the reader
     self._local: Optional[str] = None
     self._state: Optional[dict] = None
-    self.entries = {name: tuple(tensor.shape) for name, tensor in self._load().items()}
+    state = self._load()
+    self.entries = {name: tuple(tensor.shape) for name, tensor in state.items()}
+    self._dtypes = {name: _TORCH_DTYPES.get(str(tensor.dtype), str(tensor.dtype))
+                    for name, tensor in state.items()}
     self.release()
 
   def _load(self) -> dict:
@@ -168,6 +179,9 @@ class _TorchFile:
   def shape(self, name: str) -> tuple[int, ...]:
     return self.entries[name]
 
+  def dtype(self, name: str) -> str:
+    return self._dtypes[name]
+
   def read(self, name: str) -> np.ndarray:
     tensor = self._load()[name].detach()
     return np.array(tensor.float().numpy(), np.float32)  # a copy: the file may be unmapped
@@ -184,8 +198,8 @@ def _remove(folders: list) -> None:
 class WeightFiles:
   """The tensors of a Hugging Face model directory, by their names there.
 
-  `names()` in file order; `file(name)` for messages; `shape(name)` without
-  reading data; `read(name)` as float32 (from f32, f16, bf16 or f64), one at a time.
+  `names()` in file order; `file(name)` for messages; `shape(name)` and
+  `dtype(name)` without reading data; `read(name)` as float32 (from f32, f16, bf16 or f64), one at a time.
   """
 
   def __init__(self, directory: epath.Path):
@@ -239,6 +253,10 @@ class WeightFiles:
 
   def shape(self, name: str) -> tuple[int, ...]:
     return self._where[name].shape(name)
+
+  def dtype(self, name: str) -> str:
+    """The stored dtype, by safetensors' names ("F32", "F16", "BF16", "F64")."""
+    return self._where[name].dtype(name)
 
   def read(self, name: str) -> np.ndarray:
     weights = self._where[name]
