@@ -117,3 +117,12 @@ def test_converted_checkpoint_and_no_tasks(tmp_path, monkeypatch):
 ])
 def test_role_of(name, role):
   assert model_card.role_of(name, "t5") == role
+
+
+def test_a_converted_checkpoint_never_trained_here_is_not_called_canary_or_prost(tmp_path):
+  stored = _stored(tmp_path, 0, "ignored", config=PROST,
+                   imported_from={"format": "hf_blenderbot", "source": "/ckpt/blenderbot"})
+  del stored.meta["input"]
+  card = model_card.model_card(stored)
+  assert "# Dialogue model" in card and "# Prost" not in card
+  assert "/ckpt/blenderbot" in card  # the base checkpoint

@@ -106,7 +106,9 @@ def model_card(stored) -> str:
   family = config_to_dict(stored.config)["family"]
   run = stored.meta.get("input") or {}
   name = run.get("mixture_or_task_name") or "an unrecorded task"
-  role = role_of(name, family)
+  # A checkpoint converted and never trained here (convert.py's step 0) is its source model,
+  # not a Canary or Prost: the family alone says nothing of what it was trained for.
+  role = role_of(name, family) if run else "other"
   title, does, tags, paper = ROLES[role]
   rates = mixture_rates(name)
   corpora = _corpora([task for task, _ in rates] if rates else [name])
