@@ -7,6 +7,7 @@ import argparse
 from prosocial_jax import version
 
 ENTRY_POINTS = ("python -m prosocial_jax.train --gin_file=... [--gin.NAME=VALUE ...]",
+                "python -m prosocial_jax.eval --model_dir=MODEL_DIR [--task=NAME] [--split=test]",
                 "python -m prosocial_jax.data download|stats|synthetic ...")
 
 

@@ -52,8 +52,8 @@ def prost_examples(conversations: Iterable[Conversation]) -> list[dict[str, Any]
 for _corpus in CASUAL_CORPORA:
   register_task(canary_task(_corpus), CORPORA[_corpus], canary_examples,
                 postprocess_fn=preprocessors.canary_postprocessor,
-                metric_fns=[metrics.safety_accuracy, metrics.perplexity],
+                metric_fns=[*metrics.SAFETY_METRICS, metrics.perplexity],
                 extra_features=("safety_label",))
   register_task(prost_task(_corpus), CORPORA[_corpus], prost_examples,
                 postprocess_fn=preprocessors.prost_postprocessor,
-                metric_fns=[metrics.perplexity])
+                metric_fns=[metrics.response_generation, metrics.perplexity])

@@ -2,9 +2,9 @@
 
 Postprocessors return strings (what the metric functions compare) that also carry
 the parsed parts — `CanaryOutput.label` / `.rots`, `ProstOutput.rots` /
-`.response` — so a metric can read a part without parsing the text again. The
-metrics today are safety accuracy and perplexity (prosocial_jax/evaluation/metrics.py);
-BLEU-4 / F1 on RoTs and responses do not exist yet.
+`.response` — for callers that want the parts. The metric functions
+(prosocial_jax/evaluation/metrics.py) parse the strings themselves with the same
+parsers (prosocial_jax/data/formatting.py), so they also take plain strings.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Mapping, Sequence
 import seqio
 import tensorflow as tf
 
-from prosocial_jax.data import formatting
+from prosocial_jax.data import encoding, formatting
 from prosocial_jax.data.labels import CASUAL, NEEDS_CAUTION
 
 
@@ -22,7 +22,8 @@ def left_truncate(dataset: tf.data.Dataset,
                   output_features: Mapping[str, seqio.Feature],
                   sequence_length: Mapping[str, int | None] | None = None,
                   keys: Sequence[str] = ("inputs",)) -> tf.data.Dataset:
-  """Keeps the LAST tokens of `keys`, so a dialogue's most recent turns survive.
+  """Keeps the LAST tokens of `keys`, so a dialogue's most recent turns survive
+  (`prosocial_jax.data.encoding.encode_input` is the same rule, for inference).
 
   Leaves room for EOS when the feature has `add_eos`; run it after tokenizing and
   before `seqio.preprocessors.append_eos_after_trim`. Without a sequence length
@@ -34,7 +35,7 @@ def left_truncate(dataset: tf.data.Dataset,
   for key in keys:
     length = sequence_length.get(key)
     if length is not None:
-      limits[key] = max(length - (1 if output_features[key].add_eos else 0), 0)
+      limits[key] = encoding.kept_input_length(length, output_features[key].add_eos)
   if not limits:
     return dataset
 

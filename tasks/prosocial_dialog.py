@@ -88,19 +88,24 @@ def gold_rot_examples(dialogues: Iterable[Dialogue]) -> list[dict[str, Any]]:
           for d, j, t, context in _turns(dialogues) if t.response and t.response.strip()]
 
 
-# task -> (examples, postprocessor, metrics)
+# task -> (examples, postprocessor, metrics). Prost's three evaluations (the paper's
+# Table 3) are the response metrics of the response-only, RoT & response and gold-RoT tasks.
 TASKS = {
     CANARY_TASK: (canary_examples, preprocessors.canary_postprocessor,
-                  [metrics.safety_accuracy, metrics.perplexity]),
+                  [*metrics.SAFETY_METRICS, metrics.rot_generation, metrics.perplexity]),
     SAFETY_TASK: (safety_examples, preprocessors.canary_postprocessor,
-                  [metrics.safety_accuracy, metrics.perplexity]),
-    ROT_TASK: (rot_examples, preprocessors.rots_postprocessor, [metrics.perplexity]),
+                  [*metrics.SAFETY_METRICS, metrics.perplexity]),
+    ROT_TASK: (rot_examples, preprocessors.rots_postprocessor,
+               [metrics.rot_generation, metrics.perplexity]),
     PROST_ROT_RESPONSE_TASK: (functools.partial(prost_examples, with_rots=True),
-                              preprocessors.prost_postprocessor, [metrics.perplexity]),
+                              preprocessors.prost_postprocessor,
+                              [metrics.response_generation, metrics.prost_rot_generation,
+                               metrics.perplexity]),
     PROST_RESPONSE_TASK: (functools.partial(prost_examples, with_rots=False),
-                          preprocessors.text_postprocessor, [metrics.perplexity]),
+                          preprocessors.text_postprocessor,
+                          [metrics.response_generation, metrics.perplexity]),
     PROST_GOLD_ROT_TASK: (gold_rot_examples, preprocessors.text_postprocessor,
-                          [metrics.perplexity]),
+                          [metrics.response_generation, metrics.perplexity]),
 }
 
 for _name, (_build, _postprocess, _metrics) in TASKS.items():

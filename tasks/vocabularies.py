@@ -28,16 +28,17 @@ has no such attribute.
 
 from __future__ import annotations
 
-import functools
 import os
 from typing import Any
 
 import gin
 import seqio
 
+from prosocial_jax.data import encoding
+
 VOCAB_ENV_VAR = "PROSOCIAL_JAX_VOCAB"
 EXTRA_IDS_ENV_VAR = "PROSOCIAL_JAX_VOCAB_EXTRA_IDS"
-BYTE = "byte"
+BYTE = encoding.BYTE
 DEFAULT_VOCAB_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "vocab",
                                   "prosocial_sample.model")
 
@@ -70,16 +71,9 @@ def vocab_path() -> str:
   return selected_vocabulary()[0]
 
 
-@functools.lru_cache(maxsize=None)
-def _vocabulary(spec: str, extra_ids: int) -> seqio.Vocabulary:
-  if spec == BYTE:
-    return seqio.ByteVocabulary(extra_ids=extra_ids)
-  return seqio.SentencePieceVocabulary(spec, extra_ids=extra_ids)
-
-
 def get_default_vocabulary() -> seqio.Vocabulary:
   """The vocabulary chosen now (one shared object per choice)."""
-  return _vocabulary(*selected_vocabulary())
+  return encoding.make_vocabulary(*selected_vocabulary())
 
 
 class TaskVocabulary(seqio.Vocabulary):

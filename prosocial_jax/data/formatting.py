@@ -56,6 +56,27 @@ def format_history(utterances: Sequence[str]) -> str:
   return UTTERANCE_SEPARATOR.join(marked)
 
 
+def context_text(context: str | Sequence[str]) -> str:
+  """A caller's dialogue context as the tasks write it (inference: Canary, Prost).
+
+  A list of utterances (oldest first) is marked and joined by `format_history`. A
+  string is one utterance, the user's latest, unless it already starts with a speaker
+  mark: then it is a context in this format (e.g. a task's `inputs_pretokenized`) and
+  only its whitespace is normalized. An empty context is an error: no task has one.
+  """
+  if isinstance(context, str):
+    text = normalize_text(context)
+    if not text:
+      raise ValueError("the context is empty")
+    return text if text.startswith((USER_MARK, BOT_MARK)) else format_history([text])
+  utterances = list(context)
+  if not utterances:
+    raise ValueError("the context is an empty list of utterances")
+  if not all(isinstance(u, str) for u in utterances):
+    raise ValueError("every utterance of a context must be a string")
+  return format_history(utterances)
+
+
 def clean_rots(rots: Iterable[str] | None) -> list[str]:
   return [normalize_text(r) for r in (rots or ()) if r and r.strip()]
 

@@ -10,6 +10,7 @@ import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec
 
 from prosocial_jax.evaluation.evaluator import SeqioEvaluation
+from prosocial_jax.evaluation.metrics import CONFUSION_PREFIX
 from prosocial_jax.inference.model import DecodeOptions, EncoderDecoderModel
 from prosocial_jax.partitioning import batch_sharding
 
@@ -54,6 +55,8 @@ def evaluate(model: EncoderDecoderModel, params, mesh, rules, evaluation: SeqioE
               f" (decoder steps with {decode_weights} weights)" if decode_weights else "")
   results = evaluation.evaluate(predict_batch, score_batch, step=step)
   for task, values in results.items():
+    # The confusion matrix's cells would drown the line; they stay in the results.
     logger.info("eval %s/%s: %s", task, evaluation.split,
-                "  ".join(f"{k} {v:.3f}" for k, v in sorted(values.items())))
+                "  ".join(f"{k} {v:.3f}" for k, v in sorted(values.items())
+                          if not k.startswith(CONFUSION_PREFIX)))
   return results

@@ -19,7 +19,8 @@ seqio = pytest.importorskip("seqio")
 
 import tasks  # noqa: E402  (after the skips: TensorFlow is heavy)
 from prosocial_jax.checkpoints.exporters.errors import ExportError  # noqa: E402
-from prosocial_jax.checkpoints.exporters.tokenizer import SPIECE, write_tokenizer  # noqa: E402
+from prosocial_jax.checkpoints.exporters.tokenizer import (SPIECE, folder_vocabulary,  # noqa: E402
+                                                           write_tokenizer)
 from prosocial_jax.data.data_root import sample_data_root  # noqa: E402
 from tasks.prosocial_dialog import CANARY_TASK  # noqa: E402
 from tasks.vocabularies import DEFAULT_VOCAB_PATH  # noqa: E402
@@ -78,6 +79,9 @@ def test_sample_vocabulary_gives_seqio_ids(tmp_path, canary_texts, extra_ids):
   assert (tokenizer.pad_token_id, tokenizer.eos_token_id, tokenizer.unk_token_id) == (0, 1, 2)
   assert len(tokenizer) == vocab.vocab_size
   assert (tmp_path / SPIECE).read_bytes() == open(DEFAULT_VOCAB_PATH, "rb").read()
+  # ... and read back as the checkpoint recorded it (inference from an exported folder)
+  assert folder_vocabulary(str(tmp_path)) == {"kind": "sentencepiece", "extra_ids": extra_ids,
+                                              "path": str(tmp_path / SPIECE)}
   _assert_same_as_seqio(tokenizer, vocab, canary_texts + PROBES)
   # The labels are single pieces that decoding keeps (they are not special tokens).
   label = tokenizer("__needs_caution__")["input_ids"]
@@ -136,6 +140,7 @@ def test_byte_vocabulary_gives_seqio_ids(tmp_path, canary_texts, extra_ids):
                      "decoder_start_token_id": 0}
   tokenizer = transformers.AutoTokenizer.from_pretrained(str(tmp_path))
   assert type(tokenizer).__name__ == "ByT5Tokenizer"
+  assert folder_vocabulary(str(tmp_path)) == {"kind": "byte", "extra_ids": extra_ids}
   _assert_same_as_seqio(tokenizer, vocab, canary_texts[:40] + PROBES)
   if extra_ids:  # ByT5Tokenizer alone would number them upwards from 259
     assert tokenizer.convert_tokens_to_ids("<extra_id_0>") == vocab.vocab_size - 1
@@ -159,3 +164,8 @@ def test_refusals(tmp_path):
   bogus.write_bytes(b"not a sentencepiece model")
   with pytest.raises(ExportError, match="not a readable SentencePiece model"):
     write_tokenizer({"kind": "sentencepiece", "path": str(bogus)}, str(tmp_path / "o"), CONFIG)
+  blenderbot = tmp_path / "blenderbot"   # byte-level BPE files: not a SeqIO vocabulary
+  blenderbot.mkdir()
+  (blenderbot / "tokenizer.json").write_text("{}")
+  with pytest.raises(ExportError, match="neither spiece.model nor a ByT5 tokenizer"):
+    folder_vocabulary(str(blenderbot))

@@ -125,6 +125,12 @@ def test_the_vocabulary_is_the_shipped_sentencepiece_model(tmp_path):
   (tmp_path / "tokenizer_config.json").write_text(json.dumps({"extra_ids": 7}))
   assert import_checkpoint(path).vocabulary == {
       "kind": "sentencepiece", "source": str(tmp_path / "spiece.model"), "extra_ids": 7}
+  # Our exports list the sentinels (none here) instead of counting them.
+  (tmp_path / "tokenizer_config.json").write_text(json.dumps(
+      {"additional_special_tokens": ["<extra_id_0>", "<extra_id_1>"]}))
+  assert import_checkpoint(path).vocabulary["extra_ids"] == 2
+  (tmp_path / "tokenizer_config.json").write_text(json.dumps({"additional_special_tokens": []}))
+  assert import_checkpoint(path).vocabulary["extra_ids"] == 0
 
 
 def test_detect_needs_a_t5_config_and_weights(tmp_path):

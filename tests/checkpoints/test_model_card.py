@@ -38,7 +38,8 @@ def _front_matter(card):
 def test_canary_card_reports_the_step_metrics_caveat_and_citation(tmp_path):
   _metrics(tmp_path, [
       {"step": 100, "loss": 3.0},
-      {"step": 200, "eval/perplexity": 12.5, "eval/prosocial_dialog_canary/safety_accuracy": 41.25},
+      {"step": 200, "eval/perplexity": 12.5, "eval/prosocial_dialog_canary/safety_accuracy": 41.25,
+       "eval/prosocial_dialog_canary/safety_confusion/__casual__/__casual__": 3.0},
       {"step": 250, "loss": 1.0},
       {"step": 300, "eval/perplexity": 9.75},
       {"step": 400, "eval/perplexity": 1.0625, "eval/prosocial_dialog_canary/safety_accuracy": 99.5},
@@ -62,6 +63,7 @@ def test_canary_card_reports_the_step_metrics_caveat_and_citation(tmp_path):
   assert "| perplexity | 9.75 | 300 |" in card  # the latest at or before step 300
   assert "| prosocial_dialog_canary/safety_accuracy | 41.25 | 200 |" in card
   assert "| inference_eval/prosocial_dialog_canary/perplexity | 8.5 | 300 |" in card
+  assert "safety_confusion" not in card  # the matrix's cells are counts, not results
   for later in ("1.0625", "99.5", "| 0.5 |", "12.5"):  # after step 300, or superseded
     assert later not in card
   assert "not a filter of record" in card and "not universal" in card

@@ -46,3 +46,14 @@ def test_round_trips():
   rots, response = ["It's wrong to lie.", "You should be honest."], "Honesty matters, you know."
   assert f.parse_prost_output(f.prost_target(response, rots)) == (rots, response)
   assert f.split_rots(f.join_rots(rots)) == rots
+
+
+def test_context_text_takes_utterances_or_a_formatted_context():
+  assert f.context_text(["a", "b\nc"]) == f.format_history(["a", "b\nc"]) == "Bot: a User: b c"
+  assert f.context_text(" I lied. ") == "User: I lied."  # one utterance: the user's
+  assert f.context_text("Bot: a  User: b") == "Bot: a User: b"  # already formatted
+  for empty in ("", "  ", []):
+    with pytest.raises(ValueError, match="empty"):
+      f.context_text(empty)
+  with pytest.raises(ValueError, match="string"):
+    f.context_text(["a", 3])

@@ -151,6 +151,7 @@ def test_postprocessor_and_metrics_are_wired():
   task = seqio.get_mixture_or_task(CANARY_TASK)
   assert preprocessors.canary_postprocessor(b" __casual__ \n") == "__casual__"
   assert preprocessors.canary_postprocessor(" x ", example={}, is_target=True) == "x"
-  assert [f.__name__ for f in task.predict_metric_fns] == ["safety_accuracy"]
+  assert [f.__name__ for f in task.predict_metric_fns] == [
+      "safety_accuracy", "safety_three_way", "safety_confusion", "rot_generation"]
   assert [f.__name__ for f in task.score_metric_fns] == ["perplexity"]
   assert task.source.splits == ("train", "validation", "test")

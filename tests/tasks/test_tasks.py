@@ -12,15 +12,22 @@ from tasks.registration import TASK_EXAMPLES
 
 # A spot check independent of the registrations:
 # task -> (corpus, examples builder, predict metrics, postprocessor).
+SAFETY = ["safety_accuracy", "safety_three_way", "safety_confusion"]
 SPOT_CHECK = {
     "prosocial_dialog_canary": ("prosocial_dialog", prosocial_dialog.canary_examples,
-                                ["safety_accuracy"], preprocessors.canary_postprocessor),
-    "prosocial_dialog_prost_gold_rot": ("prosocial_dialog", prosocial_dialog.gold_rot_examples, [],
+                                [*SAFETY, "rot_generation"], preprocessors.canary_postprocessor),
+    "prosocial_dialog_rot": ("prosocial_dialog", prosocial_dialog.rot_examples,
+                             ["rot_generation"], preprocessors.rots_postprocessor),
+    "prosocial_dialog_prost_rot_response": (
+        "prosocial_dialog", prosocial_dialog.TASKS["prosocial_dialog_prost_rot_response"][0],
+        ["response_generation", "prost_rot_generation"], preprocessors.prost_postprocessor),
+    "prosocial_dialog_prost_gold_rot": ("prosocial_dialog", prosocial_dialog.gold_rot_examples,
+                                        ["response_generation"],
                                         preprocessors.text_postprocessor),
-    "daily_dialog_canary": ("daily_dialog", casual.canary_examples, ["safety_accuracy"],
+    "daily_dialog_canary": ("daily_dialog", casual.canary_examples, SAFETY,
                             preprocessors.canary_postprocessor),
-    "wizard_of_wikipedia_prost": ("wizard_of_wikipedia", casual.prost_examples, [],
-                                  preprocessors.prost_postprocessor),
+    "wizard_of_wikipedia_prost": ("wizard_of_wikipedia", casual.prost_examples,
+                                  ["response_generation"], preprocessors.prost_postprocessor),
     "commonsense_norm_bank_judgment": ("commonsense_norm_bank", social_norms.norm_examples, [],
                                        preprocessors.text_postprocessor),
     "toxichat_safety": ("toxichat", toxichat.safety_examples, ["safety_accuracy"],

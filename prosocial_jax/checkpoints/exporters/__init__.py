@@ -4,7 +4,8 @@
     t5      T5ForConditionalGeneration (v1.0, v1.1)   hf_t5.py
     prost   BlenderbotForConditionalGeneration         hf_blenderbot.py
 
-A folder holds `config.json`, `generation_config.json`, `model.safetensors`
+A folder holds `config.json` (with the run's task and feature lengths under
+`prosocial_jax`, see `run_record`), `generation_config.json`, `model.safetensors`
 (sharded with `model.safetensors.index.json` above `max_shard_bytes`;
 hf_files.py), the tokenizer of the run's vocabulary (tokenizer.py) and a model
 card (`README.md`, model_card.py), so `AutoTokenizer.from_pretrained(DIR)` and
@@ -32,6 +33,8 @@ from prosocial_jax.checkpoints.exporters.errors import ExportError
 from prosocial_jax.checkpoints.stored import StoredCheckpoint, Step, open_checkpoint
 from prosocial_jax.models.registry import config_to_dict
 
+# config.json's key for the run's task and feature lengths (`run_record`)
+RUN_KEY = "prosocial_jax"
 # our model family -> its exporter module
 FAMILIES = {"t5": "hf_t5", "prost": "hf_blenderbot"}
 
@@ -82,7 +85,8 @@ def export_checkpoint(model_dir: str, output_dir: str, *, step: Step = "latest",
   try:
     special_ids = tokenizer.write_tokenizer(stored.vocabulary, str(staging), stored.config,
                                             checkpoint=stored.path)
-    _write_json(staging / "config.json", module.hf_config(stored.config, special_ids))
+    _write_json(staging / "config.json",
+                {**module.hf_config(stored.config, special_ids), **run_record(stored)})
     _write_json(staging / "generation_config.json",
                 module.generation_config(stored.config, special_ids))
     files = hf_files.write_safetensors(tensors, str(staging), max_shard_bytes=max_shard_bytes)
@@ -101,9 +105,22 @@ def export_checkpoint(model_dir: str, output_dir: str, *, step: Step = "latest",
           "parameters": count}
 
 
+def run_record(stored: StoredCheckpoint) -> dict[str, Any]:
+  """{RUN_KEY: the task or mixture and feature lengths the run trained on}, for
+  config.json ({} when the checkpoint records no input, e.g. a converted one): our
+  inference tools read it back to build inputs exactly as the tasks did; transformers
+  keeps such an extra key as a config attribute."""
+  run = stored.meta.get("input") or {}
+  if not run.get("task_feature_lengths"):
+    return {}
+  return {RUN_KEY: {"mixture_or_task_name": run.get("mixture_or_task_name"),
+                    "task_feature_lengths": dict(run["task_feature_lengths"]),
+                    "step": stored.step}}
+
+
 def _write_json(path: epath.Path, record: dict[str, Any]) -> None:
   path.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
 
 
-__all__ = ["ExportError", "FAMILIES", "StoredCheckpoint", "export_checkpoint",
-           "family_module"]
+__all__ = ["ExportError", "FAMILIES", "RUN_KEY", "StoredCheckpoint", "export_checkpoint",
+           "family_module", "run_record"]

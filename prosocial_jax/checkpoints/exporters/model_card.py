@@ -212,12 +212,15 @@ def latest_eval_metrics(model_dir: str, step: int) -> dict[str, tuple[int, Any]]
         if key != "step" and keep(key) and at >= found.get(prefix + key, (-1, None))[0]:
           found[prefix + key] = (at, value)
 
+  # The confusion matrix's cells (evaluation.metrics' `safety_confusion/<gold>/<predicted>`)
+  # are 36 counts per task, not results to list.
+  result = lambda key: "safety_confusion/" not in key
   directory = epath.Path(model_dir)
-  take(directory / "metrics.jsonl", "", lambda key: key.startswith("eval/"))
+  take(directory / "metrics.jsonl", "", lambda key: key.startswith("eval/") and result(key))
   if (directory / "inference_eval").exists():
     for path in sorted((directory / "inference_eval").glob("*-metrics.jsonl")):
       task = path.name[:-len("-metrics.jsonl")]
-      take(path, f"inference_eval/{task}/", lambda key: True)
+      take(path, f"inference_eval/{task}/", result)
   return found
 
 

@@ -8,7 +8,8 @@
                                special_tokens_map.json
 
 `AutoTokenizer.from_pretrained(DIR)` then turns a text into exactly the ids our
-SeqIO tasks fed the model: `vocabulary.encode(text) + [EOS]`.
+SeqIO tasks fed the model: `vocabulary.encode(text) + [EOS]`. `folder_vocabulary(DIR)`
+reads the run's vocabulary back from these files (inference from an exported folder).
 
 Why not `T5Tokenizer` for SentencePiece: in transformers 5 it always rebuilds a
 Unigram model behind a whitespace split and a "▁" prefix, whatever the .model
@@ -108,6 +109,30 @@ def write_tokenizer(vocabulary: dict[str, Any], output_dir: str, config, *,
       "clean_up_tokenization_spaces": False})
   return {"pad_token_id": PAD_ID, "eos_token_id": special["eos_id"],
           "unk_token_id": special["unk_id"], "decoder_start_token_id": PAD_ID}
+
+
+def folder_vocabulary(output_dir: str) -> dict[str, Any]:
+  """The vocabulary record ({"kind", "path", "extra_ids"}, as a checkpoint's) of a folder
+  `write_tokenizer` wrote: `spiece.model`, or ByT5Tokenizer's settings for the byte
+  vocabulary. Extra ids are counted from the `<extra_id_i>` tokens listed (an
+  explicit `extra_ids` wins). Any other tokenizer (e.g. BlenderBot's byte-level BPE)
+  is an error: SeqIO cannot encode with it."""
+  directory = epath.Path(output_dir)
+  settings_file = directory / "tokenizer_config.json"
+  try:
+    settings = json.loads(settings_file.read_text()) if settings_file.exists() else {}
+  except ValueError as error:
+    raise ExportError(f"{settings_file} is not valid JSON: {error}") from None
+  extra_ids = settings.get("extra_ids")
+  if not isinstance(extra_ids, int):
+    extra_ids = sum(1 for token in settings.get("additional_special_tokens") or ()
+                    if isinstance(token, str) and re.fullmatch(r"<extra_id_\d+>", token))
+  if (directory / SPIECE).exists():
+    return {"kind": "sentencepiece", "path": str(directory / SPIECE), "extra_ids": extra_ids}
+  if settings.get("tokenizer_class") == "ByT5Tokenizer":
+    return {"kind": "byte", "extra_ids": extra_ids}
+  raise ExportError(f"{output_dir} has neither {SPIECE} nor a ByT5 tokenizer, the two "
+                    "vocabularies our SeqIO pipeline encodes with.")
 
 
 def _byte_settings(extra_ids: int, recorded: Optional[int]):

@@ -36,6 +36,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import re
 from typing import Any, Callable, Optional
 
 import numpy as np
@@ -291,6 +292,11 @@ def _vocabulary(directory: epath.Path) -> Optional[dict[str, Any]]:
       record = {}
     if isinstance(record.get("extra_ids"), int):
       extra_ids = record["extra_ids"]
+    elif isinstance(record.get("additional_special_tokens"), list):
+      # Fast tokenizers (ours, from `python -m prosocial_jax.export`) list the sentinels
+      # instead of counting them.
+      extra_ids = sum(1 for token in record["additional_special_tokens"]
+                      if isinstance(token, str) and re.fullmatch(r"<extra_id_\d+>", token))
   return {"kind": "sentencepiece", "source": str(model), "extra_ids": extra_ids}
 
 

@@ -1,0 +1,300 @@
+"""Entry point: the paper's evaluation of one of our checkpoints, through SeqIO.
+
+  python -m prosocial_jax.eval --model_dir=MODEL_DIR [--task=NAME] [--split=validation|test]
+      [--step=N|latest|best] [--batch_size=N] [--max_examples=N] [--data_root=DIR|sample]
+      [--inputs_length=N --targets_length=N] [--gin_file=F ...] [--gin.NAME=VALUE ...]
+
+The model config and the vocabulary come from the checkpoint. The task (or mixture),
+the feature lengths and the batch size default to the ones the run trained with (its
+checkpoints record them; a converted checkpoint records none, so --task and the
+lengths are then required). Predictions are greedy, with the same
+`evaluation.run.evaluate` as the trainer's final and periodic evaluations, and every
+metric function of the task (prosocial_jax/evaluation/metrics.py). It writes
+
+  MODEL_DIR/eval/<task>-<split>-step<N>.json  the metrics of each task, its confusion
+                                              matrix, the settings of BLEU and F1
+  MODEL_DIR/eval/events.out.tfevents.*        TensorBoard: `<split>/<task>/<metric>` at step N
+  MODEL_DIR/eval/<split>/                     SeqIO's logs: the metrics and every prediction
+
+The data root is --data_root (`sample`: the one shipped with the package), else
+$PROSOCIAL_JAX_DATA, else ~/prosocial_jax_data. Gin files and bindings set the mesh
+(`MeshShape.*`, gin/partitioning/*.gin), the axis rules and `evaluate_checkpoint.*`
+(e.g. `decode_weights='int8'`). A bad input exits with status 2 and a message.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import json
+import logging
+import math
+import os
+import sys
+from typing import Any, Mapping, Sequence
+
+import gin
+
+from prosocial_jax import gin_utils
+
+logger = logging.getLogger("prosocial_jax")
+
+SPLITS = ("validation", "test", "train")
+# A converted checkpoint records no training batch size.
+DEFAULT_BATCH_SIZE = 8
+
+
+class EvalError(ValueError):
+  """A bad argument or a checkpoint that cannot be evaluated as asked; the message says why."""
+
+
+def _positive(text: str) -> int:
+  value = int(text)
+  if value < 1:
+    raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+  return value
+
+
+def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
+  """(the flags, the gin bindings of --gin.NAME=VALUE and --gin_bindings)."""
+  parser = argparse.ArgumentParser(
+      prog="python -m prosocial_jax.eval",
+      description="Evaluate a checkpoint with the paper's metrics (SeqIO).")
+  parser.add_argument("--model_dir", required=True, help="the run's MODEL_DIR (local or gs://)")
+  parser.add_argument("--task", help="a SeqIO task or mixture (default: the one the run "
+                                     "trained on)")
+  parser.add_argument("--split", default="validation", choices=SPLITS)
+  parser.add_argument("--step", default="latest",
+                      help="a step number, 'latest' (default) or 'best' (best validation "
+                           "perplexity recorded with a checkpoint)")
+  parser.add_argument("--batch_size", type=_positive, help="default: the run's batch size")
+  parser.add_argument("--max_examples", type=_positive,
+                      help="evaluate the first N examples of each task (default: all)")
+  parser.add_argument("--data_root", help="the raw corpora's root, or 'sample' for the "
+                                          "shipped sample (default: $PROSOCIAL_JAX_DATA, "
+                                          "else ~/prosocial_jax_data)")
+  parser.add_argument("--inputs_length", type=_positive, help="default: the run's")
+  parser.add_argument("--targets_length", type=_positive,
+                      help="default: the run's; also the longest prediction")
+  parser.add_argument("--gin_file", action="append", default=[])
+  parser.add_argument("--gin_bindings", action="append", default=[])
+  parser.add_argument("--gin_search_paths", default="")
+  args, rest = parser.parse_known_args(list(argv))
+  return args, gin_utils.gin_bindings(parser, args.gin_bindings, rest)
+
+
+def _check_task(name: str) -> None:
+  import seqio
+  known = sorted(set(seqio.TaskRegistry.names()) | set(seqio.MixtureRegistry.names()))
+  if name not in known:
+    near = difflib.get_close_matches(name, known, n=5, cutoff=0.5)
+    raise EvalError(f"unknown task or mixture {name!r}. "
+                    + (f"Nearest: {', '.join(near)}." if near else
+                       f"Registered: {', '.join(known)}."))
+
+
+def _feature_lengths(recorded: Mapping[str, Any], inputs: int | None,
+                     targets: int | None) -> dict[str, int]:
+  lengths = {"inputs": inputs or recorded.get("inputs"),
+             "targets": targets or recorded.get("targets")}
+  missing = [k for k, v in lengths.items() if not v]
+  if missing:
+    raise EvalError("the checkpoint records no feature lengths (not trained here): pass "
+                    + " and ".join(f"--{k}_length" for k in missing) + ".")
+  return {k: int(v) for k, v in lengths.items()}
+
+
+def _use_vocabulary(record: Mapping[str, Any]) -> None:
+  """The tasks' vocabulary becomes the checkpoint's: ids must mean what they meant in
+  training."""
+  import tasks
+  if not record:
+    logger.warning("The checkpoint records no vocabulary: using the tasks' default "
+                   "(gin, $PROSOCIAL_JAX_VOCAB, or the sample's).")
+    return
+  spec = record["path"] if record.get("kind", "sentencepiece") == "sentencepiece" else "byte"
+  tasks.set_vocabulary(spec, extra_ids=record.get("extra_ids"))
+
+
+def _restore_params(stored, model, lengths: Mapping[str, int], mesh, rules):
+  """The checkpoint's parameters straight onto the mesh, laid out by their logical axes."""
+  import flax.linen as nn
+  import jax
+  from prosocial_jax.checkpoints.manager import Checkpointer
+  from prosocial_jax.partitioning import logical_to_sharding
+  enc = jax.ShapeDtypeStruct((1, lengths["inputs"]), "int32")
+  dec = jax.ShapeDtypeStruct((1, lengths["targets"]), "int32")
+  boxed = jax.eval_shape(model.init, jax.random.key(0), {
+      "encoder_input_tokens": enc, "decoder_input_tokens": dec, "decoder_target_tokens": dec})
+  shardings = logical_to_sharding(nn.get_partition_spec(boxed), mesh, rules)
+  target = jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
+                        nn.meta.unbox(boxed), shardings)
+  checkpointer = Checkpointer(stored.model_dir, max_to_keep=None)
+  try:
+    return checkpointer.restore_params(stored.step, target)
+  finally:
+    checkpointer.close()
+
+
+def _finite(value: float) -> float | None:
+  return value if math.isfinite(value) else None  # JSON has no NaN
+
+
+def _record(results: Mapping[str, Mapping[str, float]], **fields) -> dict[str, Any]:
+  """The JSON record of an evaluation: `fields`, the metrics of each task (the confusion
+  cells gathered into one matrix per task) and how BLEU and F1 were computed."""
+  from prosocial_jax.evaluation import metrics
+  return {
+      **fields,
+      "metrics": {task: {k: _finite(v) for k, v in values.items()
+                         if not k.startswith(metrics.CONFUSION_PREFIX)}
+                  for task, values in results.items()},
+      "confusion_matrix": {task: matrix for task, values in results.items()
+                           if (matrix := metrics.confusion_matrix(values)) is not None},
+      "settings": {
+          "bleu4": f"sacrebleu corpus_bleu, {metrics.bleu_signature()}",
+          "f1": "ParlAI unigram F1 (lowercase, punctuation to spaces, a/an/the removed, "
+                "whitespace collapsed), mean over examples",
+          "perplexity": "exp(-sum log p / sum target tokens) of the gold targets",
+          "decoding": "greedy",
+      },
+  }
+
+
+def _write(path: str, record: Mapping[str, Any],
+           results: Mapping[str, Mapping[str, float]]) -> None:
+  """The JSON record at `path` (whole or not at all), TensorBoard scalars beside it."""
+  import tensorflow as tf
+  from tensorboardX import SummaryWriter
+  folder = os.path.dirname(path)
+  tf.io.gfile.makedirs(folder)
+  with tf.io.gfile.GFile(path + ".tmp", "w") as f:
+    json.dump(record, f, indent=1)
+  tf.io.gfile.rename(path + ".tmp", path, overwrite=True)
+  board = SummaryWriter(folder)
+  try:
+    for task, values in results.items():
+      for metric, value in values.items():
+        board.add_scalar(f"{record['split']}/{task}/{metric}", value, record["step"])
+  finally:
+    board.close()
+
+
+@gin.configurable(denylist=["model_dir"])
+def evaluate_checkpoint(model_dir: str, *, task: str | None = None, split: str = "validation",
+                        step: str = "latest", batch_size: int | None = None,
+                        max_examples: int | None = None, data_root: str | None = None,
+                        inputs_length: int | None = None, targets_length: int | None = None,
+                        decode_weights: str | None = None) -> tuple[str, dict[str, Any]]:
+  """Evaluates MODEL_DIR's checkpoint `step` on `task`'s `split` (see the module
+  docstring); returns (the JSON file written, its record)."""
+  import jax
+  import tasks
+  from prosocial_jax import version
+  from prosocial_jax.checkpoints.stored import open_checkpoint
+  from prosocial_jax.data.data_root import sample_data_root
+  from prosocial_jax.evaluation.evaluator import SeqioEvaluation
+  from prosocial_jax.evaluation.run import evaluate
+  from prosocial_jax.inference.model import EncoderDecoderModel
+  from prosocial_jax.inference.packed_weights import WEIGHT_FORMATS
+  from prosocial_jax.partitioning import create_mesh, logical_axis_rules
+
+  if decode_weights is not None and decode_weights not in WEIGHT_FORMATS:
+    raise EvalError(f"decode_weights must be one of {WEIGHT_FORMATS} or None, "
+                    f"got {decode_weights!r}.")
+  stored = open_checkpoint(model_dir, step)
+  trained_on = stored.meta.get("input") or {}
+  name = task or trained_on.get("mixture_or_task_name")
+  if not name:
+    raise EvalError(f"{stored.path} records no training task (a converted checkpoint?): "
+                    "pass --task.")
+  _check_task(name)
+  lengths = _feature_lengths(trained_on.get("task_feature_lengths") or {}, inputs_length,
+                             targets_length)
+  batch_size = batch_size or int(trained_on.get("batch_size") or DEFAULT_BATCH_SIZE)
+  try:
+    mesh, rules = create_mesh(), logical_axis_rules()
+  except ValueError as error:  # a MeshShape that does not fit the devices
+    raise EvalError(str(error)) from None
+  shards = mesh.shape["data"] * mesh.shape["fsdp"]
+  if batch_size % shards:
+    raise EvalError(f"batch size {batch_size} does not split over the mesh's {shards} "
+                    f"data x fsdp devices: pass --batch_size as a multiple of {shards}.")
+  if data_root is not None:
+    tasks.set_data_root(sample_data_root() if data_root == "sample" else data_root)
+  _use_vocabulary(stored.vocabulary)
+
+  model = EncoderDecoderModel(stored.config)
+  # Built before the parameters are read: bad data or a missing split fails in seconds.
+  evaluation = SeqioEvaluation(name, lengths, batch_size, split=split,
+                               max_examples=max_examples,
+                               log_dir=os.path.join(stored.model_dir, "eval", split))
+  try:
+    params = _restore_params(stored, model, lengths, mesh, rules)
+    logger.info("Restored step %d of %s onto a %s mesh.", stored.step, stored.model_dir,
+                dict(mesh.shape))
+    results = evaluate(model, params, mesh, rules, evaluation, step=stored.step,
+                       decode_weights=decode_weights)
+    num_examples = evaluation.num_examples
+  finally:
+    evaluation.close()
+  record = _record(results, model_dir=stored.model_dir, step=stored.step,
+                   mixture_or_task_name=name, split=split, num_examples=num_examples,
+                   task_feature_lengths=lengths, batch_size=batch_size,
+                   max_examples=max_examples, decode_weights=decode_weights,
+                   predictions=os.path.join(stored.model_dir, "eval", split),
+                   code=version.code_record())
+  path = os.path.join(stored.model_dir, "eval", f"{name}-{split}-step{stored.step}.json")
+  if jax.process_index() == 0:
+    _write(path, record, results)
+  return path, record
+
+
+def _user_errors() -> tuple[type[Exception], ...]:
+  """Errors about the user's input: a message is enough, no traceback."""
+  from prosocial_jax.checkpoints.stored import CheckpointNotFoundError
+  from prosocial_jax.data.errors import DataFormatError, MissingDataError
+  from prosocial_jax.evaluation.evaluator import NothingToEvaluateError
+  return (EvalError, CheckpointNotFoundError, DataFormatError, MissingDataError,
+          NothingToEvaluateError, FileNotFoundError)
+
+
+def main(argv=None) -> None:
+  args, bindings = parse_args(sys.argv[1:] if argv is None else argv)
+  from prosocial_jax.train import setup_logging
+  setup_logging()
+  # After logging is set up: these pull in TF, seqio and every gin configurable that
+  # evaluate_checkpoint reaches, which must exist before gin parses (and locks) the config.
+  import jax
+  import tasks
+  from prosocial_jax.checkpoints import stored
+  from prosocial_jax.evaluation import run
+  from prosocial_jax.partitioning import distributed
+  del tasks, stored, run  # imported for their configurables only
+  from prosocial_jax.training.input_pipeline import configure_tensorflow
+  configure_tensorflow()
+  given = {k: v for k, v in vars(args).items() if v is not None and k in (
+      "task", "split", "step", "batch_size", "max_examples", "data_root", "inputs_length",
+      "targets_length")}
+  try:
+    gin_utils.parse_gin(args.gin_file, bindings,
+                        [p for p in args.gin_search_paths.split(",") if p])
+    distributed.initialize_from_environment()
+    if jax.process_index() != 0:  # one progress log per job; warnings and errors from all
+      logger.setLevel(logging.WARNING)
+    path, record = evaluate_checkpoint(args.model_dir, **given)
+  except _user_errors() as error:
+    if os.environ.get("PROSOCIAL_JAX_TRACEBACK"):
+      raise
+    message = str(error).split("\n  In call to configurable")[0]  # gin's addition
+    print(f"error: {message}\n(set PROSOCIAL_JAX_TRACEBACK=1 for the traceback)",
+          file=sys.stderr)
+    sys.exit(2)
+  if jax.process_index() == 0:
+    print(f"Evaluated step {record['step']} of {record['model_dir']} on "
+          f"{record['mixture_or_task_name']}/{record['split']} ({record['num_examples']} "
+          f"examples): {path}")
+
+
+if __name__ == "__main__":
+  main()

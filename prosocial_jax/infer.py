@@ -1,0 +1,225 @@
+"""Entry point: Canary or Prost over a JSON-lines file.
+
+  python -m prosocial_jax.infer --model_dir=MODEL_DIR --input=IN.jsonl --output=OUT.jsonl
+      [--step=N|latest|best] [--mode=predict|score] [--decode=greedy|beam|sample]
+      [--beam_size=4 --alpha=0.6] [--temperature=1.0 --top_k=0 --top_p=1.0 --seed=0]
+      [--batch_size=8] [--on_error=stop|skip] [--with_rots]
+
+MODEL_DIR is a run's MODEL_DIR or a folder written by `python -m prosocial_jax.export`;
+whether it is Canary or Prost comes from the task it trained on (or, unrecorded, its
+architecture). Each input line (blank lines are ignored) is a JSON object with
+`context`: a list of utterances, oldest first, or a string (one utterance, or a context
+already in the model's "User: ... Bot: ... User: ..." format). Each output line is the
+input line plus
+
+  predict  `inputs` (the exact text the model read, before the cut to its input
+           length), `prediction`; Canary: `safety_label`, `rots`; Prost: `rots`, `response`
+  score    `inputs`, `log_likelihood` (natural log, summed over the target's tokens) and
+           `num_target_tokens` of the line's `target` (a string)
+
+(an input field of the same name is replaced). `--with_rots` (Prost) appends each
+line's `rots` (a string or a list of strings) to its input, as task
+prosocial_dialog_prost_gold_rot does. A bad line is reported by its number and
+field: `--on_error=stop` (default) ends the run before any decoding, `skip` leaves
+the line out and counts it in the final summary. OUT is written whole or not at all
+(a temporary file renamed into place; gs:// too). Errors exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from typing import Any, Sequence
+
+from etils import epath
+
+from prosocial_jax.inference.model import DECODE_METHODS
+
+
+def _positive(text: str) -> int:
+  value = int(text)
+  if value < 1:
+    raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+  return value
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+  parser = argparse.ArgumentParser(prog="python -m prosocial_jax.infer",
+                                   description="Run Canary or Prost over a JSON-lines file.")
+  parser.add_argument("--model_dir", required=True,
+                      help="a MODEL_DIR or an exported Hugging Face folder (local or gs://)")
+  parser.add_argument("--input", required=True, help="JSON lines, each with `context`")
+  parser.add_argument("--output", required=True, help="the JSON-lines file to write")
+  parser.add_argument("--step", default="latest",
+                      help="MODEL_DIR only: a step number, 'latest' (default) or 'best'")
+  parser.add_argument("--mode", choices=("predict", "score"), default="predict")
+  parser.add_argument("--decode", choices=DECODE_METHODS, default="greedy")
+  parser.add_argument("--beam_size", type=_positive, default=4)
+  parser.add_argument("--alpha", type=float, default=0.6, help="beam search length penalty")
+  parser.add_argument("--temperature", type=float, default=1.0)
+  parser.add_argument("--top_k", type=int, default=0, help="sampling: 0 = no limit")
+  parser.add_argument("--top_p", type=float, default=1.0, help="sampling: 1.0 = no limit")
+  parser.add_argument("--seed", type=int, default=0, help="sampling seed")
+  parser.add_argument("--batch_size", type=_positive, default=8)
+  parser.add_argument("--on_error", choices=("stop", "skip"), default="stop",
+                      help="a bad input line stops the run (default) or is skipped")
+  parser.add_argument("--with_rots", action="store_true",
+                      help="Prost: give each line's `rots` as the gold-RoT input")
+  args = parser.parse_args(list(argv))
+  if args.temperature <= 0 or args.top_k < 0 or not 0 < args.top_p <= 1:
+    parser.error("sampling needs --temperature > 0, --top_k >= 0 and 0 < --top_p <= 1")
+  return args
+
+
+class InputError(ValueError):
+  """A bad input line (or file); the message names the line and the field."""
+
+
+def read_lines(path: str) -> list[tuple[int, str]]:
+  """(line number, text) of each non-blank line of `path`."""
+  if not epath.Path(path).exists():
+    raise InputError(f"input {path} does not exist.")
+  return [(n, line) for n, line in enumerate(epath.Path(path).read_text().splitlines(), 1)
+          if line.strip()]
+
+
+def parse_line(number: int, line: str, tool, *, mode: str, with_rots: bool
+               ) -> tuple[dict[str, Any], str]:
+  """(the record, the text the model reads) of one input line, or InputError."""
+  where = f"line {number}"
+  try:
+    record = json.loads(line)
+  except ValueError as error:
+    raise InputError(f"{where}: not JSON ({error})") from None
+  if not isinstance(record, dict):
+    raise InputError(f"{where}: not a JSON object")
+  if "context" not in record:
+    raise InputError(f"{where}: field 'context' is missing")
+  context = record["context"]
+  if not isinstance(context, (str, list)):
+    raise InputError(f"{where}: field 'context' must be a string or a list of strings, "
+                     f"not {type(context).__name__}")
+  rots = None
+  if with_rots:
+    rots = record.get("rots")
+    if not (isinstance(rots, str) or (isinstance(rots, list) and
+                                      all(isinstance(r, str) for r in rots))):
+      raise InputError(f"{where}: field 'rots' (--with_rots) must be a string or a list of "
+                       "strings" + ("; it is missing" if "rots" not in record else ""))
+  if mode == "score" and not isinstance(record.get("target"), str):
+    raise InputError(f"{where}: field 'target' (--mode=score) must be a string" +
+                     ("; it is missing" if "target" not in record else ""))
+  try:
+    text = tool.inputs_text(context, rots) if with_rots else tool.inputs_text(context)
+  except ValueError as error:
+    raise InputError(f"{where}: field 'context': {error}") from None
+  return record, text
+
+
+class ProgressLine:
+  """`infer: 40/100 lines | 12.3 lines/s | ETA 0:00:05` on stderr: redrawn in place on a
+  terminal, otherwise a line every `every` seconds and at the end."""
+
+  def __init__(self, total: int, every: float = 10.0):
+    self.total, self.every = total, every
+    self.start = self.last = time.monotonic()
+    self.tty = sys.stderr.isatty()
+
+  def __call__(self, done: int) -> None:
+    now = time.monotonic()
+    if not self.tty and now - self.last < self.every and done < self.total:
+      return
+    self.last = now
+    rate = done / max(now - self.start, 1e-9)
+    eta = int((self.total - done) / rate) if rate > 0 else 0
+    text = (f"infer: {done}/{self.total} lines | {rate:.1f} lines/s | "
+            f"ETA {eta // 3600}:{eta // 60 % 60:02d}:{eta % 60:02d}")
+    end = "\n" if not self.tty or done >= self.total else ""
+    print(("\r" if self.tty else "") + text, end=end, file=sys.stderr, flush=True)
+
+
+def write_atomically(path: str, lines: Sequence[str]) -> None:
+  """Writes `lines` to a temporary file beside `path`, then renames it into place."""
+  target = epath.Path(path)
+  target.parent.mkdir(parents=True, exist_ok=True)
+  partial = target.parent / f".{target.name}.partial-{os.getpid()}"
+  try:
+    with partial.open("w") as f:
+      f.writelines(line + "\n" for line in lines)
+    partial.replace(target)
+  except BaseException:
+    if partial.exists():
+      partial.unlink()
+    raise
+
+
+def run(args: argparse.Namespace) -> str:
+  """Reads, runs, writes; returns the summary line. Raises the errors `main` reports."""
+  # pylint: disable=import-outside-toplevel  (SeqIO, TF, orbax: once the flags are good)
+  from prosocial_jax.inference.model import DecodeOptions
+  from prosocial_jax.inference.tools import Canary, Prost, open_tool
+  lines = read_lines(args.input)   # a missing input fails before the model is read
+  decode = DecodeOptions(args.decode, beam_size=args.beam_size, alpha=args.alpha,
+                         temperature=args.temperature, top_k=args.top_k, top_p=args.top_p)
+  tool = open_tool(args.model_dir, step=args.step, decode=decode,
+                   batch_size=args.batch_size, seed=args.seed)
+  if args.with_rots and not isinstance(tool, Prost):
+    raise InputError("--with_rots gives Prost its RoTs; the model in --model_dir is Canary.")
+  records, texts, skipped = [], [], []
+  for number, line in lines:
+    try:
+      record, text = parse_line(number, line, tool, mode=args.mode, with_rots=args.with_rots)
+    except InputError as error:
+      if args.on_error == "stop":
+        raise InputError(f"{args.input} {error} (--on_error=skip leaves such lines out)") from None
+      print(f"skipped {args.input} {error}", file=sys.stderr)
+      skipped.append(number)
+      continue
+    records.append(record)
+    texts.append(text)
+
+  progress = ProgressLine(len(texts))
+  if args.mode == "score":
+    scores = tool.score(texts, [r["target"] for r in records], progress=progress)
+    added = [{"log_likelihood": s.log_likelihood, "num_target_tokens": s.num_target_tokens}
+             for s in scores]
+  else:
+    predictions = tool.predict(texts, progress=progress)
+    if isinstance(tool, Canary):
+      added = [{"safety_label": o.safety_label, "rots": o.rots}
+               for o in map(tool.parse, predictions)]
+    else:
+      added = [{"rots": o.rots, "response": o.response}
+               for o in map(tool.parse, predictions)]
+    added = [{"prediction": p, **a} for p, a in zip(predictions, added)]
+  out = [json.dumps({**record, "inputs": text, **extra}, ensure_ascii=False)
+         for record, text, extra in zip(records, texts, added)]
+  write_atomically(args.output, out)
+  summary = f"Wrote {len(out)} lines to {args.output} ({type(tool).__name__}, {args.mode})"
+  if skipped:
+    summary += (f"; skipped {len(skipped)} bad line{'s' * (len(skipped) > 1)}: "
+                f"{', '.join(map(str, skipped))}")
+  return summary + "."
+
+
+def main(argv=None) -> None:
+  args = parse_args(sys.argv[1:] if argv is None else argv)
+  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+  # pylint: disable=import-outside-toplevel  (SeqIO, TF, orbax: once the flags are good)
+  from prosocial_jax.inference.pretrained import LOAD_ERRORS
+  from prosocial_jax.training.input_pipeline import configure_tensorflow
+  configure_tensorflow()   # SeqIO's vocabularies load TF: keep it off the accelerator
+  try:
+    print(run(args), flush=True)
+  except (InputError, *LOAD_ERRORS) as error:
+    if os.environ.get("PROSOCIAL_JAX_TRACEBACK"):
+      raise
+    print(f"error: {error}\n(set PROSOCIAL_JAX_TRACEBACK=1 for the traceback)", file=sys.stderr)
+    sys.exit(2)
+
+
+if __name__ == "__main__":
+  main()
