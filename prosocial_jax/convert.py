@@ -32,7 +32,7 @@ from typing import Sequence
 
 import gin
 
-from prosocial_jax import gin_utils
+from prosocial_jax import gin_utils, user_errors
 
 FORMATS = ("auto", "hf_t5", "t5x", "mesh_tf", "hf_blenderbot")
 
@@ -120,13 +120,8 @@ def main(argv=None) -> None:
   os.environ.setdefault("JAX_PLATFORMS", "cpu")
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
   from prosocial_jax.checkpoints.importers import CheckpointImportError
-  try:
+  with user_errors.exit_on((CheckpointImportError, FileNotFoundError)):
     _convert(args, bindings)
-  except (CheckpointImportError, FileNotFoundError) as error:
-    if os.environ.get("PROSOCIAL_JAX_TRACEBACK"):
-      raise
-    print(f"error: {error}\n(set PROSOCIAL_JAX_TRACEBACK=1 for the traceback)", file=sys.stderr)
-    sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -35,7 +35,7 @@ from typing import Any, Mapping, Sequence
 
 import gin
 
-from prosocial_jax import gin_utils
+from prosocial_jax import gin_utils, user_errors
 
 logger = logging.getLogger("prosocial_jax")
 
@@ -276,20 +276,13 @@ def main(argv=None) -> None:
   given = {k: v for k, v in vars(args).items() if v is not None and k in (
       "task", "split", "step", "batch_size", "max_examples", "data_root", "inputs_length",
       "targets_length")}
-  try:
+  with user_errors.exit_on(_user_errors()):
     gin_utils.parse_gin(args.gin_file, bindings,
                         [p for p in args.gin_search_paths.split(",") if p])
     distributed.initialize_from_environment()
     if jax.process_index() != 0:  # one progress log per job; warnings and errors from all
       logger.setLevel(logging.WARNING)
     path, record = evaluate_checkpoint(args.model_dir, **given)
-  except _user_errors() as error:
-    if os.environ.get("PROSOCIAL_JAX_TRACEBACK"):
-      raise
-    message = str(error).split("\n  In call to configurable")[0]  # gin's addition
-    print(f"error: {message}\n(set PROSOCIAL_JAX_TRACEBACK=1 for the traceback)",
-          file=sys.stderr)
-    sys.exit(2)
   if jax.process_index() == 0:
     print(f"Evaluated step {record['step']} of {record['model_dir']} on "
           f"{record['mixture_or_task_name']}/{record['split']} ({record['num_examples']} "

@@ -23,6 +23,8 @@ import re
 import sys
 from typing import Sequence
 
+from prosocial_jax import user_errors
+
 _UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "KIB": 2**10, "MIB": 2**20,
           "GIB": 2**30}
 
@@ -61,15 +63,10 @@ def main(argv=None) -> None:
   from prosocial_jax.checkpoints.stored import CheckpointNotFoundError
   output_dir = args.output_dir if "://" in args.output_dir else os.path.abspath(
       os.path.expanduser(args.output_dir))
-  try:
+  with user_errors.exit_on((ExportError, CheckpointNotFoundError)):
     summary = export_checkpoint(args.model_dir, output_dir, step=args.step,
                                 overwrite=args.overwrite, max_shard_bytes=args.max_shard_size,
                                 progress=lambda message: print(message, flush=True))
-  except (ExportError, CheckpointNotFoundError) as error:
-    if os.environ.get("PROSOCIAL_JAX_TRACEBACK"):
-      raise
-    print(f"error: {error}\n(set PROSOCIAL_JAX_TRACEBACK=1 for the traceback)", file=sys.stderr)
-    sys.exit(2)
   print(f"Exported step {summary['step']} to {output_dir}: {', '.join(summary['files'])}")
 
 

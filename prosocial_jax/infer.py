@@ -36,6 +36,7 @@ from typing import Any, Sequence
 
 from etils import epath
 
+from prosocial_jax import user_errors
 from prosocial_jax.inference.model import DECODE_METHODS
 
 
@@ -212,13 +213,8 @@ def main(argv=None) -> None:
   from prosocial_jax.inference.pretrained import LOAD_ERRORS
   from prosocial_jax.training.input_pipeline import configure_tensorflow
   configure_tensorflow()   # SeqIO's vocabularies load TF: keep it off the accelerator
-  try:
+  with user_errors.exit_on((InputError, *LOAD_ERRORS)):
     print(run(args), flush=True)
-  except (InputError, *LOAD_ERRORS) as error:
-    if os.environ.get("PROSOCIAL_JAX_TRACEBACK"):
-      raise
-    print(f"error: {error}\n(set PROSOCIAL_JAX_TRACEBACK=1 for the traceback)", file=sys.stderr)
-    sys.exit(2)
 
 
 if __name__ == "__main__":

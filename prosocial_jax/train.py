@@ -7,7 +7,7 @@ import os
 import sys
 import traceback
 
-from prosocial_jax import gin_utils
+from prosocial_jax import gin_utils, user_errors
 
 
 class _DropGinProbes(logging.Filter):
@@ -43,16 +43,8 @@ def _user_errors() -> tuple[type[Exception], ...]:
 
 
 def _train(trainer) -> None:
-  try:
+  with user_errors.exit_on(_user_errors()):
     trainer.train()
-  except _user_errors() as error:
-    if os.environ.get("PROSOCIAL_JAX_TRACEBACK"):
-      raise
-    # gin appends "In call to configurable 'train' (...)": not news to the user.
-    message = str(error).split("\n  In call to configurable")[0]
-    print(f"error: {message}\n(set PROSOCIAL_JAX_TRACEBACK=1 for the traceback)",
-          file=sys.stderr)
-    sys.exit(2)
 
 
 def _exit_now(status: int) -> None:
