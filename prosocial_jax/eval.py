@@ -15,6 +15,9 @@ metric function of the task (prosocial_jax/evaluation/metrics.py). It writes
                                               matrix, the settings of BLEU and F1
   MODEL_DIR/eval/events.out.tfevents.*        TensorBoard: `<split>/<task>/<metric>` at step N
   MODEL_DIR/eval/<split>/                     SeqIO's logs: the metrics and every prediction
+  MODEL_DIR/report/index.html, report.md      the report a person reads (metrics beside the
+                                              paper's, plots, predictions per label; see
+                                              evaluation/report.py), one per evaluation
 
 The data root is --data_root (`sample`: the one shipped with the package), else
 $PROSOCIAL_JAX_DATA, else ~/prosocial_jax_data. Gin files and bindings set the mesh
@@ -284,9 +287,21 @@ def main(argv=None) -> None:
       logger.setLevel(logging.WARNING)
     path, record = evaluate_checkpoint(args.model_dir, **given)
   if jax.process_index() == 0:
+    report = _write_report(record["model_dir"], path)
     print(f"Evaluated step {record['step']} of {record['model_dir']} on "
           f"{record['mixture_or_task_name']}/{record['split']} ({record['num_examples']} "
-          f"examples): {path}")
+          f"examples): {path}" + (f"; report: {report}" if report else ""))
+
+
+def _write_report(model_dir: str, path: str) -> str | None:
+  """The report's index.html; None (and the error logged) when it cannot be written: the
+  metrics are saved already and stay the result of the evaluation."""
+  from prosocial_jax.evaluation.report import write_report
+  try:
+    return write_report(model_dir, path)
+  except Exception:  # pylint: disable=broad-except
+    logger.exception("Could not write the report of %s.", path)
+    return None
 
 
 if __name__ == "__main__":

@@ -88,6 +88,16 @@ def test_the_command_line_reports_the_papers_metrics(trained):
   predictions = (model_dir / "eval" / "validation" / f"{TASK}-000004.jsonl").read_text()
   assert len(predictions.splitlines()) == VALIDATION_EXAMPLES
 
+  report = model_dir / "report" / "index.html"  # the report, named in the final line
+  assert f"; report: {report}" in result.stdout
+  page = report.read_text()
+  assert f"{values['safety_accuracy']:.2f}" in page and "paper: Canary (Delphi)" in page
+  assert (model_dir / "report" / "report.md").exists()
+  stem = f"{TASK}-validation-step4"
+  for png in (f"{stem}-{TASK}-confusion.png", f"{stem}-{TASK}-per-label.png",
+              f"{stem}-curves.png"):
+    assert f'src="{png}"' in page and (model_dir / "report" / png).stat().st_size > 1000
+
 
 @pytest.mark.slow
 def test_another_task_step_and_subset(trained):

@@ -20,6 +20,7 @@ The shared machinery:
   reading.py       the one guarded read loop, the file formats, the shared record types
   errors.py        errors that name the file, record and field; the skip-bad-records policy
   labels.py        the five safety labels
+  paper_results.py the paper's test-set numbers (the model card and the eval report)
   formatting.py    the context and target formats, and their parsers
   download.py      `python -m prosocial_jax.data download <corpus>|all`
   synthetic.py     a synthetic data root in every release format (tests, benchmarks)

@@ -23,6 +23,7 @@ from typing import Any, Optional
 from etils import epath
 
 from prosocial_jax.data import CORPORA
+from prosocial_jax.data import paper_results
 from prosocial_jax.data.labels import SAFETY_LABELS
 from prosocial_jax.models.registry import config_to_dict
 
@@ -43,39 +44,34 @@ CITATION = """@inproceedings{kim2022prosocialdialog,
   doi       = {10.18653/v1/2022.emnlp-main.267}
 }"""
 
-# role -> (title, what it does, tags, the paper's test-set results to compare with)
+# role -> (title, what it does, tags); the paper's results: data/paper_results.py
 ROLES = {
     "canary": ("Canary (dialogue safety module)",
                "Given a dialogue context, it generates a safety label ({labels}) followed "
                "by the rules-of-thumb (RoTs) that apply, joined by commas, e.g. "
                "`__needs_caution__ It's wrong to pull a fire alarm when there's no fire.`; "
                "for a casual context, the label alone.",
-               ["dialogue-safety", "rules-of-thumb", "canary"],
-               "safety accuracy 73.1-77.1 (Canary seeded from Social Chemistry, MIC or "
-               "Delphi); RoT BLEU-4 / F1 / PPL 16.5 / 43.3 / 5.3 (Canary, Delphi)"),
+               ["dialogue-safety", "rules-of-thumb", "canary"]),
     "safety": ("Dialogue safety classifier",
                "Given a dialogue context, it generates one safety label ({labels}).",
-               ["dialogue-safety"], "safety accuracy: T5 73.4, Canary (Delphi) 77.1"),
+               ["dialogue-safety"]),
     "norms": ("Rule-of-thumb model (Canary's social-norm stage)",
               "Given a situation or dialogue, it generates a rule-of-thumb (or a moral "
               "judgment): the stage Canary is first trained on before its own mixture.",
-              ["rules-of-thumb", "social-norms"], None),
+              ["rules-of-thumb", "social-norms"]),
     "prost_rot_response": ("Prost (prosocial dialogue agent, RoT then response)",
                            "Given a dialogue context, it generates the rules-of-thumb that "
                            "apply, then a prosocial response grounded in them: "
                            "`RoT: <RoTs> Response: <response>` (the bare response when no "
                            "RoT applies), i.e. p(u, r | c).",
-                           ["dialogue", "prost"],
-                           "response BLEU-4 / F1 / PPL 4.13 / 31.13 / 6.22"),
+                           ["dialogue", "prost"]),
     "prost_response": ("Prost (prosocial dialogue agent, response only)",
                        "Given a dialogue context, it generates a prosocial response, "
-                       "i.e. p(u | c).", ["dialogue", "prost"],
-                       "response BLEU-4 / F1 / PPL 3.98 / 30.30 / 6.31"),
+                       "i.e. p(u | c).", ["dialogue", "prost"]),
     "prost_gold_rot": ("Prost (response from given RoTs)",
                        "Given a dialogue context followed by ` RoT: <RoTs>`, it generates "
-                       "a prosocial response grounded in those RoTs.", ["dialogue", "prost"],
-                       "response BLEU-4 / F1 / PPL 4.51 / 32.78 / 6.16 (gold RoTs)"),
-    "other": ("Dialogue model", "A sequence-to-sequence dialogue model.", ["dialogue"], None),
+                       "a prosocial response grounded in those RoTs.", ["dialogue", "prost"]),
+    "other": ("Dialogue model", "A sequence-to-sequence dialogue model.", ["dialogue"]),
 }
 PROST_CAVEAT = ("Prost is a research dialogue agent, not a safe or reliable assistant: its "
                 "replies can still be inappropriate, wrong or preachy, and it must not be "
@@ -94,11 +90,9 @@ def write_model_card(stored, output_dir: str) -> str:
 
 def role_of(name: str, family: str) -> str:
   """What a run on task or mixture `name` trains (a ROLES key)."""
-  for pattern, role in (("prost_gold_rot", "prost_gold_rot"), ("prost_response", "prost_response"),
-                        ("prost", "prost_rot_response"), ("canary", "canary"),
-                        ("safety", "safety"), (r"_rot$|judgment", "norms")):
-    if re.search(pattern, name):
-      return role
+  role = paper_results.role_of_task(name)
+  if role:
+    return role
   return "prost_rot_response" if family == "prost" else "other"
 
 
@@ -109,7 +103,8 @@ def model_card(stored) -> str:
   # A checkpoint converted and never trained here (convert.py's step 0) is its source model,
   # not a Canary or Prost: the family alone says nothing of what it was trained for.
   role = role_of(name, family) if run else "other"
-  title, does, tags, paper = ROLES[role]
+  title, does, tags = ROLES[role]
+  paper = paper_results.summary(role)
   rates = mixture_rates(name)
   corpora = _corpora([task for task, _ in rates] if rates else [name])
   lines = ["---", *_license_front_matter(corpora), "language:", "- en",
