@@ -6,6 +6,8 @@
       read a corpus and print dialogues / utterances (or rows) per split
   train-vocab --data_root DIR --output PREFIX [--vocab_size N] [--corpus C ...]
       train the SentencePiece vocabulary reproducibly (prosocial_jax/data/train_vocab.py)
+  toxichat-threads SPLIT --output OUT.jsonl [--data_root DIR]
+      ToxiChat's threads as `python -m prosocial_jax.infer` input (responses for scoring)
   synthetic DIR [--dialogues N]
       write a synthetic data root in every release format (tests, benchmarks)
 """
@@ -13,6 +15,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 
@@ -65,6 +68,18 @@ def _stats(args) -> int:
   return 1 if failed else 0
 
 
+def _toxichat_threads(args) -> int:
+  from prosocial_jax.data import toxichat  # pylint: disable=import-outside-toplevel
+  threads = toxichat.CORPUS.load_split(args.split, args.data_root)
+  records = toxichat.thread_records(threads)
+  with open(args.output, "w", encoding="utf-8") as f:
+    f.writelines(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
+  print(f"{len(records)} ToxiChat {args.split} threads -> {args.output}; respond with "
+        f"python -m prosocial_jax.infer --model_dir=MODEL_DIR --input={args.output} "
+        "--output=responses.jsonl")
+  return 0
+
+
 def _synthetic(args) -> int:
   print(synthetic.write_data_root(args.dir, dialogues=args.dialogues))
   return 0
@@ -90,6 +105,12 @@ def main(argv: list[str] | None = None) -> int:
   s.add_argument("--skip_bad_records", action="store_true")
   s.set_defaults(run=_stats)
   commands.add_parser("train-vocab", help="train the SentencePiece vocabulary (see --help there)")
+  t = commands.add_parser("toxichat-threads",
+                          help="ToxiChat threads as `python -m prosocial_jax.infer` input")
+  t.add_argument("split", choices=SPLITS)
+  t.add_argument("--output", required=True, help="a JSONL file to write")
+  t.add_argument("--data_root", default=None)
+  t.set_defaults(run=_toxichat_threads)
   y = commands.add_parser("synthetic", help="write a synthetic data root")
   y.add_argument("dir")
   y.add_argument("--dialogues", type=int, default=20)

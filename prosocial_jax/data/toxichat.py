@@ -80,6 +80,18 @@ def _thread(path: str, index: int, line: int, value: Any) -> Thread:
   return Thread(index=index, turns=turns, replies=replies)
 
 
+def thread_records(threads: Sequence[Thread]) -> list[dict[str, Any]]:
+  """One `python -m prosocial_jax.infer` input line per thread: `context` (its turns,
+  oldest first, as the model reads a dialogue) plus what downstream scoring of the
+  responses needs (the turns' offense labels, the release's chatbot replies)."""
+  return [{"thread": t.index, "context": [turn.text.strip() for turn in t.turns],
+           "offense_labels": [turn.offense_label for turn in t.turns],
+           **{f"{model}_response": reply.text.strip() for model, reply in t.replies.items()},
+           **{f"{model}_offense_label": reply.offense_label
+              for model, reply in t.replies.items()}}
+          for t in threads]
+
+
 def _write_synthetic(out: Fixture, splits: Sequence[str], n: int) -> None:
   for split in splits:
     rng = out.text(split)
