@@ -21,8 +21,7 @@ import os
 import sys
 from typing import Callable, Sequence
 
-from prosocial_jax import user_errors
-from prosocial_jax.inference.model import DECODE_METHODS
+from prosocial_jax import decode_flags, user_errors
 
 BANNER = "Chat with Prost; Canary's verdict is shown above each response. " \
          "/reset starts over, /quit or Ctrl-D ends."
@@ -36,19 +35,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
   parser.add_argument("--prost", required=True, help="Prost: a MODEL_DIR or exported folder")
   parser.add_argument("--step", default="latest",
                       help="MODEL_DIRs only: a step number, 'latest' (default) or 'best'")
-  parser.add_argument("--decode", choices=DECODE_METHODS, default="greedy",
-                      help="Prost's decoding (Canary decodes greedily)")
-  parser.add_argument("--beam_size", type=int, default=4)
-  parser.add_argument("--alpha", type=float, default=0.6, help="beam search length penalty")
-  parser.add_argument("--temperature", type=float, default=1.0)
-  parser.add_argument("--top_k", type=int, default=0, help="sampling: 0 = no limit")
-  parser.add_argument("--top_p", type=float, default=1.0, help="sampling: 1.0 = no limit")
-  parser.add_argument("--seed", type=int, default=0, help="sampling seed")
+  decode_flags.add_decode_flags(parser, "Prost's decoding (Canary decodes greedily)")
   args = parser.parse_args(list(argv))
-  if args.beam_size < 1:
-    parser.error("--beam_size must be at least 1")
-  if args.temperature <= 0 or args.top_k < 0 or not 0 < args.top_p <= 1:
-    parser.error("sampling needs --temperature > 0, --top_k >= 0 and 0 < --top_p <= 1")
+  decode_flags.check_decode_flags(parser, args)
   return args
 
 
@@ -94,11 +83,9 @@ def chat(canary, prost, *, read: Callable[[str], str] = input,
 def open_models(args: argparse.Namespace):
   """(Canary, Prost) from the flags; a model of the wrong kind is a LoadError."""
   # pylint: disable=import-outside-toplevel  (SeqIO, TF, orbax: once the flags are good)
-  from prosocial_jax.inference.model import DecodeOptions
   from prosocial_jax.inference.pretrained import PROST, PretrainedError, load_pretrained
   from prosocial_jax.inference.tools import Canary, Prost
-  decode = DecodeOptions(args.decode, beam_size=args.beam_size, alpha=args.alpha,
-                         temperature=args.temperature, top_k=args.top_k, top_p=args.top_p)
+  decode = decode_flags.decode_options(args)
   tools = []
   for flag, cls, options in (("--canary", Canary, {}), ("--prost", Prost, {"decode": decode})):
     pretrained = load_pretrained(getattr(args, flag[2:]), step=args.step)

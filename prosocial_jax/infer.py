@@ -36,8 +36,7 @@ from typing import Any, Sequence
 
 from etils import epath
 
-from prosocial_jax import user_errors
-from prosocial_jax.inference.model import DECODE_METHODS
+from prosocial_jax import decode_flags, user_errors
 
 
 def _positive(text: str) -> int:
@@ -57,21 +56,14 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
   parser.add_argument("--step", default="latest",
                       help="MODEL_DIR only: a step number, 'latest' (default) or 'best'")
   parser.add_argument("--mode", choices=("predict", "score"), default="predict")
-  parser.add_argument("--decode", choices=DECODE_METHODS, default="greedy")
-  parser.add_argument("--beam_size", type=_positive, default=4)
-  parser.add_argument("--alpha", type=float, default=0.6, help="beam search length penalty")
-  parser.add_argument("--temperature", type=float, default=1.0)
-  parser.add_argument("--top_k", type=int, default=0, help="sampling: 0 = no limit")
-  parser.add_argument("--top_p", type=float, default=1.0, help="sampling: 1.0 = no limit")
-  parser.add_argument("--seed", type=int, default=0, help="sampling seed")
+  decode_flags.add_decode_flags(parser)
   parser.add_argument("--batch_size", type=_positive, default=8)
   parser.add_argument("--on_error", choices=("stop", "skip"), default="stop",
                       help="a bad input line stops the run (default) or is skipped")
   parser.add_argument("--with_rots", action="store_true",
                       help="Prost: give each line's `rots` as the gold-RoT input")
   args = parser.parse_args(list(argv))
-  if args.temperature <= 0 or args.top_k < 0 or not 0 < args.top_p <= 1:
-    parser.error("sampling needs --temperature > 0, --top_k >= 0 and 0 < --top_p <= 1")
+  decode_flags.check_decode_flags(parser, args)
   return args
 
 
@@ -160,11 +152,9 @@ def write_atomically(path: str, lines: Sequence[str]) -> None:
 def run(args: argparse.Namespace) -> str:
   """Reads, runs, writes; returns the summary line. Raises the errors `main` reports."""
   # pylint: disable=import-outside-toplevel  (SeqIO, TF, orbax: once the flags are good)
-  from prosocial_jax.inference.model import DecodeOptions
   from prosocial_jax.inference.tools import Canary, Prost, open_tool
   lines = read_lines(args.input)   # a missing input fails before the model is read
-  decode = DecodeOptions(args.decode, beam_size=args.beam_size, alpha=args.alpha,
-                         temperature=args.temperature, top_k=args.top_k, top_p=args.top_p)
+  decode = decode_flags.decode_options(args)
   tool = open_tool(args.model_dir, step=args.step, decode=decode,
                    batch_size=args.batch_size, seed=args.seed)
   if args.with_rots and not isinstance(tool, Prost):
