@@ -4,7 +4,6 @@ naming the tensor or field. No network: every model is built from a config."""
 
 import copy
 import dataclasses
-import importlib.util
 import json
 import shutil
 
@@ -195,9 +194,6 @@ def test_defaults_are_transformers_defaults():
   assert {k: defaults[k] for k in hf_blenderbot.HF_DEFAULTS} == hf_blenderbot.HF_DEFAULTS
 
 
-@pytest.mark.skipif(
-    not all(importlib.util.find_spec(f"prosocial_jax.checkpoints.importers.{name}")
-            for name in importers.FORMATS), reason="not every importer module exists yet")
 def test_auto_format_is_hf_blenderbot(checkpoints):
   """No other importer claims a Blenderbot folder."""
   for name in ("scaled", "unscaled", "sharded"):

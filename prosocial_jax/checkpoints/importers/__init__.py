@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-import importlib.util
 from typing import Any
 
 from etils import epath
@@ -28,24 +27,12 @@ FORMATS = ("hf_t5", "hf_blenderbot", "t5x", "mesh_tf")
 def _module(name: str):
   if name not in FORMATS:
     raise CheckpointImportError(f"Unknown checkpoint format {name!r}; known: {FORMATS}")
-  module = f"prosocial_jax.checkpoints.importers.{name}"
-  try:
-    return importlib.import_module(module)
-  except ModuleNotFoundError as error:
-    if error.name != module:  # a dependency of the importer: its own error says which
-      raise
-    raise CheckpointImportError(f"The {name} importer is not part of this install.") from None
-
-
-def _available() -> list[str]:
-  # Importers are added one module at a time; detection uses those present.
-  return [name for name in FORMATS
-          if importlib.util.find_spec(f"prosocial_jax.checkpoints.importers.{name}")]
+  return importlib.import_module(f"prosocial_jax.checkpoints.importers.{name}")
 
 
 def detect_format(path: str) -> str:
   """The format of the checkpoint at `path`, from its files."""
-  found = [name for name in _available() if _module(name).detect(epath.Path(path))]
+  found = [name for name in FORMATS if _module(name).detect(epath.Path(path))]
   if len(found) != 1:
     raise CheckpointImportError(
         f"Cannot tell the format of {path}: " +
