@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> dict:
       "tokens_per_s": round(tokens / seconds),
       "cpus": os.cpu_count(), "machine": platform.processor() or platform.machine(),
   }
-  print(json.dumps(result))
+  print("RESULT " + json.dumps(result))
   print(f"{args.mixture} ({'packed' if pack else 'not packed'}), batch {args.batch_size}, "
         f"inputs {args.inputs} / targets {args.targets}: {result['batches_per_s']} batches/s, "
         f"{result['examples_per_s']} examples/s, {result['tokens_per_s']} tokens/s on {os.cpu_count()} CPUs "

@@ -17,7 +17,7 @@ also carries the device's peak memory (`memory_stats()["peak_bytes_in_use"]`).
 MFU = `training.flops.train_step_flops` (explicit matmul count, attention
 included, = the peer's `flops_explicit`) x steps/s over the peak: the chip's
 from `training.flops.peak_flops_per_device`, or --peak-gflops-{float32,bfloat16}
-(on a CPU, a measured matmul rate: `train_step_vs_peer.sh` passes this machine's
+(on a CPU, a measured matmul rate: `bench/run.py` measures this machine's
 best from ../shared/bench/matmul_peak.py). Without a peak MFU is null.
 Prints one `RESULT {json}` line per mode.
 """

@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from prosocial_jax.models import precision
 from prosocial_jax.models.packed import PackedKernel
 
 Array = jax.Array
@@ -342,10 +343,19 @@ def make_decoder_masks(encoder_input_tokens: Array, decoder_input_tokens: Array,
 
 def dot_product_attention(query: Array, key: Array, value: Array, bias: Optional[Array], *,
                           dropout_rng: Optional[Array], dropout_rate: float,
-                          deterministic: bool, dtype: DType) -> Array:
-  """query [b, q, h, d], key/value [b, k, h, d], bias [b|1, h|1, q, k] -> [b, q, h, d]."""
+                          deterministic: bool, dtype: DType,
+                          einsum: Optional[Callable[..., Array]] = None) -> Array:
+  """query [b, q, h, d], key/value [b, k, h, d], bias [b|1, h|1, q, k] -> [b, q, h, d].
+
+  `einsum(spec, a, b, out_dtype)` (`precision.attention_einsum_for`), when given,
+  takes both products with the operands as they are (bf16) and f32 accumulation;
+  without it the logits' operands are cast to f32.
+  """
   # Logits and softmax in fp32 whatever the activation dtype (bf16 overflows).
-  logits = jnp.einsum("bqhd,bkhd->bhqk", query.astype(jnp.float32), key.astype(jnp.float32))
+  if einsum is not None:
+    logits = einsum("bqhd,bkhd->bhqk", query, key.astype(query.dtype), jnp.float32)
+  else:
+    logits = jnp.einsum("bqhd,bkhd->bhqk", query.astype(jnp.float32), key.astype(jnp.float32))
   if bias is not None:
     logits = logits + bias.astype(jnp.float32)
   weights = jax.nn.softmax(logits, axis=-1)
@@ -354,6 +364,8 @@ def dot_product_attention(query: Array, key: Array, value: Array, bias: Optional
     keep_shape = weights.shape[:-2] + (1,) + weights.shape[-1:]
     keep = jax.random.bernoulli(dropout_rng, 1.0 - dropout_rate, keep_shape)
     weights = weights * keep / (1.0 - dropout_rate)
+  if einsum is not None:
+    return einsum("bhqk,bkhd->bqhd", weights.astype(value.dtype), value, jnp.dtype(dtype))
   return jnp.einsum("bhqk,bkhd->bqhd", weights.astype(dtype), value.astype(dtype))
 
 
@@ -482,7 +494,9 @@ class MultiHeadAttention(nn.Module):
         dropout_rng = self.make_rng("dropout")
       x = dot_product_attention(query, key, value, attention_bias, dropout_rng=dropout_rng,
                                 dropout_rate=self.dropout_rate, deterministic=deterministic,
-                                dtype=self.dtype)  # [batch, q_len, heads, head_dim]
+                                dtype=self.dtype,
+                                einsum=precision.attention_einsum_for(self.dot_general))
+      # x: [batch, q_len, heads, head_dim]
     out = DenseGeneral(inputs_q.shape[-1], axis=(-2, -1), kernel_axes=("joined_kv", "embed"),
                        kernel_init=self.kernel_init, dtype=self.dtype,
                        dot_general=self.dot_general, use_bias=self.use_bias, name=out_name)(x)
