@@ -12,14 +12,24 @@ Where the settings come from (first match wins):
    `.num_processes` / `.process_id`), else the environment variables
    PROSOCIAL_JAX_COORDINATOR ('host:port' of process 0) /
    PROSOCIAL_JAX_NUM_PROCESSES / PROSOCIAL_JAX_PROCESS_ID;
-2. an `srun` step of SLURM with more than one task: JAX's own SLURM detector
-   (SLURM_PROCID, SLURM_NTASKS, the step's node list; one task per GPU);
+2. an `srun` step of SLURM with more than one task (`slurm_group`): the
+   coordinator is the step's first node, the processes its tasks
+   (SLURM_NTASKS, SLURM_PROCID); a node running one task uses all its GPUs, a
+   node running several gives each task one GPU (its SLURM_LOCALID);
 3. a Cloud TPU VM: no arguments, JAX reads the slice's workers from the TPU
    metadata (on a single-host slice that gives one process, which is harmless);
 4. anything else: a single process, nothing to initialise.
 
 `initialize_from_environment.cluster` forces one of these ('explicit', 'slurm',
 'tpu', 'none'); the default 'auto' detects as above.
+
+Why SLURM is mapped here and not left to JAX's detector: that detector always
+restricts a process to the single GPU numbered by its SLURM_LOCALID, so a job of
+one task per node (8 GPUs each) would train on one GPU per node, and a task whose
+GPUs SLURM already bound (`--gpus-per-task=1`: CUDA_VISIBLE_DEVICES holds one id)
+would ask for a device it cannot see. Explicit and SLURM settings are therefore
+passed complete, with JAX's detection off; where they leave the devices open (all
+of them), `$JAX_LOCAL_DEVICE_IDS` (read by JAX) still restricts them by hand.
 """
 
 from __future__ import annotations
@@ -29,6 +39,7 @@ import glob
 import importlib.util
 import logging
 import os
+import re
 from typing import Mapping
 
 import gin
@@ -50,11 +61,15 @@ _TPU_VARIABLES = ("TPU_WORKER_HOSTNAMES", "TPU_PROCESS_ADDRESSES",
 
 @dataclasses.dataclass(frozen=True)
 class ProcessGroup:
-  """How this process joins the job: `cluster` names the source of the settings."""
+  """How this process joins the job: `cluster` names the source of the settings.
+
+  `local_device_ids`: the GPUs this process uses (None: all it can see).
+  """
   cluster: str
   coordinator_address: str | None = None
   num_processes: int | None = None
   process_id: int | None = None
+  local_device_ids: tuple[int, ...] | None = None
 
 
 def on_cloud_tpu_vm() -> bool:
@@ -96,6 +111,73 @@ def _explicit_group(coordinator_address, num_processes, process_id) -> ProcessGr
   return ProcessGroup("explicit", coordinator_address, num_processes, process_id)
 
 
+def _first_host(nodelist: str) -> str:
+  """The first host of a SLURM host list: 'gpu[07-08,12],cpu1' -> 'gpu07'."""
+  host, in_brackets, skipping = [], False, False
+  for ch in nodelist.strip():
+    if ch == "[":
+      in_brackets, skipping = True, False
+    elif ch == "]":
+      in_brackets = False
+    elif in_brackets:
+      skipping = skipping or ch in ",-"
+      if not skipping:
+        host.append(ch)
+    elif ch == ",":
+      break
+    else:
+      host.append(ch)
+  if not host:
+    raise ValueError(f"Cannot read a host from the SLURM node list {nodelist!r}.")
+  return "".join(host)
+
+
+def _tasks_per_node(spec: str) -> list[int]:
+  """SLURM's compressed counts: '8(x2),4' -> [8, 8, 4]."""
+  counts = []
+  for part in spec.split(","):
+    match = re.fullmatch(r"\s*(\d+)(?:\(x(\d+)\))?\s*", part)
+    if not match:
+      raise ValueError(f"Cannot read SLURM's tasks per node {spec!r}.")
+    counts += [int(match.group(1))] * int(match.group(2) or 1)
+  return counts
+
+
+def _tasks_on_this_node(environ: Mapping[str, str]) -> int | None:
+  spec = environ.get("SLURM_STEP_TASKS_PER_NODE") or environ.get("SLURM_TASKS_PER_NODE")
+  node = _env_int(environ, "SLURM_NODEID")
+  if spec and node is not None:
+    counts = _tasks_per_node(spec)
+    if node < len(counts):
+      return counts[node]
+  return _env_int(environ, "SLURM_NTASKS_PER_NODE")
+
+
+def slurm_group(environ: Mapping[str, str]) -> ProcessGroup:
+  """This task's place in an `srun` step, as jax.distributed arguments.
+
+  coordinator: the step's first node, port $JAX_COORDINATOR_PORT or one derived
+  from the job id (JAX's own rule, so every task agrees); processes: SLURM_NTASKS;
+  id: SLURM_PROCID; devices: all of the node's GPUs when the node runs one task,
+  else the task's own GPU (SLURM_LOCALID, or the one GPU that SLURM left visible).
+  """
+  missing = [v for v in _SLURM_STEP_VARIABLES if v not in environ]
+  if missing:
+    raise ValueError("A SLURM job is joined from inside an srun step (one task per node or "
+                     "per GPU); missing: " + ", ".join(f"${v}" for v in missing) + ".")
+  job_id = _env_int(environ, "SLURM_JOB_ID")
+  port = environ.get("JAX_COORDINATOR_PORT") or str(job_id % 2**12 + 65536 - 2**12)
+  num_processes = _env_int(environ, "SLURM_NTASKS")
+  process_id = _env_int(environ, "SLURM_PROCID")
+  local_device_ids = None
+  if _tasks_on_this_node(environ) != 1:
+    visible = [d for d in environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if d.strip()]
+    if len(visible) != 1:  # one visible GPU (bound by SLURM) is already this task's own
+      local_device_ids = (_env_int(environ, "SLURM_LOCALID"),)
+  return ProcessGroup("slurm", f"{_first_host(environ['SLURM_STEP_NODELIST'])}:{port}",
+                      num_processes, process_id, local_device_ids)
+
+
 def detect_process_group(*, cluster: str = "auto", coordinator_address: str | None = None,
                          num_processes: int | None = None, process_id: int | None = None,
                          environ: Mapping[str, str] | None = None) -> ProcessGroup:
@@ -115,7 +197,7 @@ def detect_process_group(*, cluster: str = "auto", coordinator_address: str | No
   slurm_step = (all(v in environ for v in _SLURM_STEP_VARIABLES)
                 and (_env_int(environ, "SLURM_NTASKS") or 1) > 1)
   if cluster == "slurm" or (cluster == "auto" and slurm_step):
-    return ProcessGroup("slurm")
+    return slurm_group(environ)
   tpu = any(environ.get(v) for v in _TPU_VARIABLES) or on_cloud_tpu_vm()
   if cluster == "tpu" or (cluster == "auto" and tpu):
     return ProcessGroup("tpu")
@@ -140,10 +222,12 @@ def initialize_from_environment(*, cluster: str = "auto",
     # CPU processes exchange data through gloo (XLA:CPU has no collectives
     # otherwise); the setting only concerns the CPU backend, so GPU/TPU jobs are unaffected.
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    complete = group.cluster in ("explicit", "slurm")  # JAX's detection off (module docstring)
     jax.distributed.initialize(
         coordinator_address=group.coordinator_address, num_processes=group.num_processes,
         process_id=group.process_id,
-        cluster_detection_method="slurm" if group.cluster == "slurm" else None,
+        local_device_ids=list(group.local_device_ids) if group.local_device_ids else None,
+        cluster_detection_method="deactivate" if complete else None,
         initialization_timeout=initialization_timeout)
   logger.info("JAX process %d of %d (%s): %d local devices, %d global devices (%s).",
               jax.process_index(), jax.process_count(),
