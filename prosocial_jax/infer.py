@@ -21,8 +21,9 @@ input line plus
 line's `rots` (a string or a list of strings) to its input, as task
 prosocial_dialog_prost_gold_rot does. A bad line is reported by its number and
 field: `--on_error=stop` (default) ends the run before any decoding, `skip` leaves
-the line out and counts it in the final summary. OUT is written whole or not at all
-(a temporary file renamed into place; gs:// too). Errors exit with status 2.
+the line out and counts it in the final summary. An input that is missing, empty or
+not UTF-8 is an error naming the file (and the line). OUT is written whole or not at
+all (a temporary file renamed into place; gs:// too). Errors exit with status 2.
 """
 
 from __future__ import annotations
@@ -67,16 +68,41 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
   return args
 
 
-class InputError(ValueError):
+class InputError(user_errors.UserError, ValueError):
   """A bad input line (or file); the message names the line and the field."""
 
 
 def read_lines(path: str) -> list[tuple[int, str]]:
-  """(line number, text) of each non-blank line of `path`."""
+  """(line number, text) of each non-blank line of `path` (UTF-8; lines end at LF, CRLF
+  or CR only, as in the data readers: JSON may hold U+2028 raw inside a string)."""
+  # pylint: disable=import-outside-toplevel  (TF comes with it: after the flags are good)
+  from prosocial_jax.data.reading import split_lines
   if not epath.Path(path).exists():
     raise InputError(f"input {path} does not exist.")
-  return [(n, line) for n, line in enumerate(epath.Path(path).read_text().splitlines(), 1)
-          if line.strip()]
+  data = epath.Path(path).read_bytes()
+  try:
+    text = data.decode("utf-8-sig")
+  except UnicodeDecodeError as error:
+    line = data.count(b"\n", 0, error.start) + 1
+    raise InputError(f"input {path} line {line}: not UTF-8 text (byte {error.start}: "
+                     f"{data[error.start:error.start + 1]!r}); convert the file to UTF-8.") from None
+  lines = [(n, line) for n, line in enumerate(split_lines(text), 1) if line.strip()]
+  if not lines:
+    raise InputError(f"input {path} is empty: expected JSON lines, each an object with "
+                     "`context`.")
+  return lines
+
+
+def _field_with_bad_text(record: dict[str, Any]) -> str | None:
+  """The first field whose key or value holds a lone UTF-16 surrogate (a JSON escape such
+  as "\\ud83d" without its pair): such text can be neither tokenized nor written out."""
+  for key, value in record.items():
+    try:
+      json.dumps([key, value], ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+      return (f"field {key!r}: not valid Unicode text (a lone surrogate: half of an escaped "
+              "UTF-16 pair such as \\ud83d)")
+  return None
 
 
 def parse_line(number: int, line: str, tool, *, mode: str, with_rots: bool
@@ -87,8 +113,13 @@ def parse_line(number: int, line: str, tool, *, mode: str, with_rots: bool
     record = json.loads(line)
   except ValueError as error:
     raise InputError(f"{where}: not JSON ({error})") from None
+  except RecursionError:
+    raise InputError(f"{where}: not JSON (nested too deeply to decode)") from None
   if not isinstance(record, dict):
     raise InputError(f"{where}: not a JSON object")
+  bad_text = _field_with_bad_text(record)
+  if bad_text:
+    raise InputError(f"{where}: {bad_text}")
   if "context" not in record:
     raise InputError(f"{where}: field 'context' is missing")
   context = record["context"]

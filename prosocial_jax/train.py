@@ -69,7 +69,8 @@ def main(argv=None) -> None:
   from prosocial_jax.training import trainer  # noqa: F401
   from prosocial_jax import models  # noqa: F401  (registers model configurables)
   from prosocial_jax.partitioning import distributed
-  gin_utils.parse_gin(gin_files, bindings, search_paths)
+  with user_errors.exit_on():  # a gin typo or a missing gin file: a message, no traceback
+    gin_utils.parse_gin(gin_files, bindings, search_paths)
   # Before any JAX computation; gin may hold the coordinator settings.
   distributed.initialize_from_environment()
   try:

@@ -10,6 +10,7 @@ Task and mixture names: docs/data.md.
 """
 
 from tasks.data_sources import get_data_root, set_data_root, set_skip_bad_records
+from tasks.registration import UnknownTaskError, get_mixture_or_task
 from tasks.vocabularies import set_vocabulary
 from tasks import prosocial_dialog  # prosocial_dialog_* tasks
 from tasks import casual  # <corpus>_canary, <corpus>_prost
@@ -17,4 +18,5 @@ from tasks import social_norms  # stage-1 tasks
 from tasks import toxichat  # toxichat_safety
 from tasks import mixtures  # canary_mixture, prost_mixture, prost_response_mixture
 
-__all__ = ["get_data_root", "set_data_root", "set_skip_bad_records", "set_vocabulary"]
+__all__ = ["UnknownTaskError", "get_data_root", "get_mixture_or_task", "set_data_root",
+           "set_skip_bad_records", "set_vocabulary"]

@@ -87,7 +87,8 @@ class RotsOutput(str):
 def _text(output_or_target: str | bytes) -> str:
   # SentencePiece may drop or add a leading space when decoding, hence the strip.
   if isinstance(output_or_target, bytes):
-    output_or_target = output_or_target.decode("utf-8")
+    # A byte-level model can write bytes that are not UTF-8: a wrong answer, not a crash.
+    output_or_target = output_or_target.decode("utf-8", errors="replace")
   return output_or_target.strip()
 
 

@@ -11,11 +11,14 @@ records (`CorpusExamples`). The examples come from an ExamplesSource and are
   4. ended with EOS.
 
 `TASK_EXAMPLES` maps every registered task to its CorpusExamples.
+`get_mixture_or_task(name)` is SeqIO's lookup, with a misspelled name refused
+naming the nearest registered ones (`UnknownTaskError`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import functools
 from typing import Any, Callable, Sequence
 
@@ -23,6 +26,7 @@ import seqio
 
 from prosocial_jax.data.data_root import SPLITS, Corpus
 from prosocial_jax.data.reading import ReadResult
+from prosocial_jax.user_errors import UserError
 from tasks import data_sources, preprocessors, vocabularies
 from tasks.sources import EpochTask, ExamplesSource
 
@@ -76,3 +80,24 @@ def register_task(name: str, corpus: Corpus, build: BuildExamples, *, postproces
       metric_fns=list(metric_fns),
       shuffle_buffer_size=None,  # the source shuffles the whole split (sources.py)
   )
+
+
+class UnknownTaskError(UserError, ValueError):
+  """A task or mixture name that SeqIO has not registered; the message names the nearest."""
+
+
+def get_mixture_or_task(name: str) -> seqio.Task | seqio.Mixture:
+  """The registered task or mixture `name` (MIXTURE_OR_TASK_NAME, eval's --task).
+
+  Raises UnknownTaskError naming the nearest registered names (or all of them), and
+  reminding that a task of one's own must be imported to be registered.
+  """
+  known = sorted(set(seqio.TaskRegistry.names()) | set(seqio.MixtureRegistry.names()))
+  if name not in known:
+    near = difflib.get_close_matches(str(name), known, n=5, cutoff=0.5)
+    raise UnknownTaskError(
+        f"unknown task or mixture {name!r}. "
+        + (f"Nearest: {', '.join(near)}." if near else f"Registered: {', '.join(known)}.")
+        + " (A task of your own is registered when its module is imported: `import "
+        "my_tasks` in the gin file.)")
+  return seqio.get_mixture_or_task(name)

@@ -19,6 +19,7 @@ import json
 import logging
 import sys
 
+from prosocial_jax import user_errors
 from prosocial_jax.data import CORPORA, corpus, download, synthetic
 from prosocial_jax.data.data_root import SPLITS, resolve_data_root
 from prosocial_jax.data.errors import DataFormatError, MissingDataError
@@ -42,10 +43,10 @@ def _download(args) -> int:
 
 
 def corpus_stats(name: str, split: str, data_root: str | None, skip_bad_records: bool) -> dict:
-  """{records, utterances, skipped} of one split of one corpus."""
+  """{records, utterances, skipped, left_out} of one split of one corpus."""
   result = corpus(name).load_split(split, data_root, skip_bad_records=skip_bad_records)
   return {"records": len(result), "utterances": sum(r.utterance_count for r in result),
-          "skipped": result.skipped_count}
+          "skipped": result.skipped_count, "left_out": result.left_out}
 
 
 def _stats(args) -> int:
@@ -58,6 +59,7 @@ def _stats(args) -> int:
       try:
         s = corpus_stats(name, split, args.data_root, args.skip_bad_records)
         skipped = f"  ({s['skipped']} bad records skipped)" if s["skipped"] else ""
+        skipped += f"  ({s['left_out']} records not used)" if s["left_out"] else ""
         print(f"{name:24s} {split:10s} {s['records']:8d} records "
               f"{s['utterances']:9d} utterances{skipped}")
       except MissingDataError as e:
@@ -89,7 +91,8 @@ def main(argv: list[str] | None = None) -> int:
   argv = sys.argv[1:] if argv is None else argv
   if argv and argv[0] == "train-vocab":
     from prosocial_jax.data import train_vocab
-    return train_vocab.main(argv[1:])
+    with user_errors.exit_on():
+      return train_vocab.main(argv[1:])
   parser = argparse.ArgumentParser(prog="python -m prosocial_jax.data", description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
   commands = parser.add_subparsers(dest="command", required=True)
@@ -117,7 +120,8 @@ def main(argv: list[str] | None = None) -> int:
   y.set_defaults(run=_synthetic)
   args = parser.parse_args(argv)
   logging.basicConfig(level=logging.INFO, format="%(message)s")
-  return args.run(args)
+  with user_errors.exit_on():  # a missing corpus, a malformed file: the message, status 2
+    return args.run(args)
 
 
 if __name__ == "__main__":

@@ -49,6 +49,9 @@ def _episode(path: str, index: int, position: int, episode: Any) -> reading.Conv
     if not isinstance(turn[1], str) or not turn[1].strip():
       raise DataFormatError(path, f"turn {k}: expected non-empty text, got {turn[1]!r}",
                             record=record, field="dialog")
+    problem = reading.unicode_problem(turn[1])
+    if problem:
+      raise DataFormatError(path, f"turn {k}: {problem}", record=record, field="dialog")
     utterances.append(turn[1])
   responses = tuple(len(seeds) + k for k in range(1, len(dialog), 2))
   return reading.Conversation(index=position, id=str(position), utterances=tuple(utterances),

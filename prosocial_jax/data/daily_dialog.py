@@ -45,7 +45,12 @@ class _EouLine(str):
 def _lines(path: str, bad: BadRecords) -> Iterator[tuple[int, Any]]:
   """(line number, dialogue line): decoded JSON lines, or the text format's lines."""
   text = reading.read_text(path)
-  if text.lstrip().startswith("{"):
+  first = next(reading.iter_text_lines(text))[1].lstrip()
+  if first.startswith("[") and EOU not in first:  # (a text line may start "[laughs] ...")
+    raise DataFormatError(path, "the file is one JSON list; expected JSON lines (one dialogue "
+                          "object per line, ParlAI's format) or the authors' text format "
+                          f"(utterances ended by {EOU})")
+  if first.startswith("{"):
     yield from reading.iter_json_lines(path, text, bad)
   else:
     for number, line in reading.iter_text_lines(text):
@@ -68,6 +73,10 @@ def _dialogue(path: str, index: int, line: int, value: Any) -> reading.Conversat
 
 
 def _eou_dialogue(path: str, index: int, record: str, line: str) -> reading.Conversation:
+  if EOU not in line:
+    raise DataFormatError(path, f"no {EOU}: a line of the authors' format ends each utterance "
+                          f"with {EOU} (or the file is JSON lines: one object per line)",
+                          record=record)
   parts = [p.strip() for p in line.split(EOU)]
   if parts and not parts[-1]:
     parts.pop()  # the text after the last __eou__

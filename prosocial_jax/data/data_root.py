@@ -226,7 +226,12 @@ class Corpus:
       return self.read_files(paths, skip_bad_records=skip_bad_records)
     split = canonical_split(split)
     result = self.read_files(paths, skip_bad_records=skip_bad_records)
-    return ReadResult([r for r in result if r.split == split], result.skipped, result.paths)
+    records = [r for r in result if r.split == split]
+    if not records and len(result):
+      raise MissingDataError(
+          f"No {split!r} records in {', '.join(paths)}: its {len(result)} records "
+          f"belong to {sorted({r.split for r in result})}.")
+    return ReadResult(records, result.skipped, result.paths, result.left_out)
 
 
 @gin.configurable

@@ -64,7 +64,7 @@ def _utterance(path: str, number: int, line: str) -> tuple[str, str]:
 
 def _conversations(path: str, bad: BadRecords) -> Iterator[tuple[str, list[str]]]:
   """(conv_id, utterances) of each run of lines sharing a conv_id; bad lines go to `bad`."""
-  lines = reading.read_text(path).splitlines()
+  lines = reading.split_lines(reading.read_text(path))
   header = tuple(lines[0].split(",")[:len(HEADER)]) if lines else ()
   if header != HEADER:
     raise DataFormatError(path, f"expected the header {','.join(HEADER)},...; got "

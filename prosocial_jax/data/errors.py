@@ -5,8 +5,10 @@ from __future__ import annotations
 import logging
 import os
 
+from prosocial_jax.user_errors import UserError
 
-class DataFormatError(ValueError):
+
+class DataFormatError(UserError, ValueError):
   """A data file is missing, unparsable, or holds a record that breaks the format.
 
   The message reads `<file>: <record>: field '<field>': <problem>`, e.g.
@@ -25,14 +27,17 @@ class DataFormatError(ValueError):
       parts.append(record)
     if field:
       parts.append(f"field {field!r}")
-    super().__init__(": ".join(parts) + ": " + problem)
+    message = ": ".join(parts) + ": " + problem
+    # A lone surrogate (an escaped UTF-16 half in JSON) in a record's name would make
+    # the message itself unprintable: escape it.
+    super().__init__(message.encode("utf-8", "backslashreplace").decode("utf-8"))
 
 
-class MissingDataError(FileNotFoundError):
+class MissingDataError(UserError, FileNotFoundError):
   """A corpus folder or a split file is not where the data-root convention expects it."""
 
 
-class AmbiguousSplitError(ValueError):
+class AmbiguousSplitError(UserError, ValueError):
   """Several files in a corpus folder match the same split."""
 
 

@@ -37,7 +37,7 @@ RELEASE = Release(
         keep=r"^(train|valid|test)_self_original\.txt$"),))
 
 SILENCE = "__SILENCE__"
-_LINE = re.compile(r"^(\d+) (.*)$")
+_LINE = re.compile(r"^([0-9]+) (.*)$", re.DOTALL)
 _PERSONA = ("your persona:", "partner's persona:")
 
 
@@ -55,7 +55,7 @@ def _dialogues(path: str, bad: BadRecords) -> Iterator[tuple[int, list[tuple[int
   lines: list[tuple[int, str]] | None = None
   for number, line in reading.iter_text_lines(reading.read_text(path)):
     match = _LINE.match(line)
-    if match and int(match.group(1)) == 1:
+    if match and match.group(1).lstrip("0") == "1":  # not int(): a line may hold 5,000 digits
       if lines is not None:
         yield lines[0][0], lines
       lines = []

@@ -31,8 +31,10 @@ Both formats give the same `Dialogue`s, from which each turn's history is rebuil
 Every problem raises DataFormatError naming the file, the record (dialogue / turn,
 or line / row) and the field. With `skip_bad_records`, a dialogue with a bad turn
 (or a bad row) is left out whole — a gap would corrupt the history of the turns
-after it — and the error is returned in `ReadResult.skipped`. (A JSON line that
-does not parse at all cannot name its dialogue; only that line is left out.)
+after it — and the error is returned in `ReadResult.skipped`; the good rows left out
+with it are counted in `ReadResult.left_out` and logged. (A JSON line that does not
+parse at all cannot name its dialogue; only that line is left out.) A file of one
+row (a JSON-lines file of one line) is read as that row.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ import collections
 import dataclasses
 import io
 import json
+import logging
 import os
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 
@@ -176,13 +179,10 @@ def _rows_from_columns(path: str, data: dict[str, Any]) -> Iterable[tuple[str, A
     yield f"row {k}", {name: column[k] for name, column in data.items()}
 
 
-def _looks_like_json_lines(text: str) -> bool:
-  """True when the text is several JSON values, one per line (not one document)."""
-  try:
-    json.loads(text)
-    return False
-  except json.JSONDecodeError as e:
-    return e.msg == "Extra data"
+def _is_one_row(value: dict[str, Any]) -> bool:
+  """A JSON object that is one row (a JSON-lines file of one line), not columns."""
+  return not isinstance(value.get("context"), list) and any(
+      name in value for name in HF_REQUIRED)
 
 
 def _parquet_rows(path: str, data: bytes) -> Iterator[dict[str, Any]]:
@@ -202,12 +202,24 @@ def _hf_records(path: str, data: bytes, bad: BadRecords) -> Iterable[tuple[str, 
       yield f"row {k}", row
     return
   text = reading.decode_utf8(path, data)
-  if _looks_like_json_lines(text):
+  if not text.strip():
+    raise DataFormatError(path, "the file is empty")
+  try:
+    decoded = json.loads(text)
+  except json.JSONDecodeError as e:
+    if e.msg != "Extra data":
+      reading.parse_json(path, text, expected="one JSON document")  # raises, naming the place
+    # Several JSON values, one per line: JSON lines.
     for number, row in reading.iter_json_lines(path, text, bad):
       yield f"line {number}", row
     return
-  decoded = reading.parse_json(path, text, expected="one JSON document")
-  if isinstance(decoded, dict):
+  except RecursionError:
+    raise DataFormatError(path, f"invalid JSON: {reading.JSON_TOO_DEEP}") from None
+  if isinstance(decoded, dict) and _is_one_row(decoded):
+    # A JSON-lines file of one line (or one row written as a whole document).
+    lines = list(reading.iter_text_lines(text))
+    yield (f"line {lines[0][0]}" if len(lines) == 1 else "row 0"), decoded
+  elif isinstance(decoded, dict):
     yield from _rows_from_columns(path, decoded)
   elif not isinstance(decoded, list):
     raise DataFormatError(path, "the top level must be a JSON list of dialogues (direct download), "
@@ -268,12 +280,16 @@ def read_files(paths: Iterable[str | os.PathLike], *,
     if _is_direct_download(data):
       decoded = reading.parse_json(path, reading.decode_utf8(path, data),
                                    expected="one JSON list of dialogues (direct download)")
+      if not decoded:
+        raise DataFormatError(path, "the file holds no records (an empty list of dialogues)")
       for i, dialogue in enumerate(decoded):
         parsed = reading.guarded(bad, lambda: _direct_dialogue(path, i, dialogue))
         if parsed is not None:
           dialogues.append(parsed)
       continue
+    seen, errors_before_file = 0, bad.count
     for record, raw in _hf_records(path, data, bad):
+      seen += 1
       try:
         rows.append(_hf_row(path, record, raw))
       except DataFormatError as e:
@@ -281,11 +297,24 @@ def read_files(paths: Iterable[str | os.PathLike], *,
         # Leave out the row's whole dialogue when its id can still be read.
         if isinstance(raw, dict) and isinstance(raw.get("dialogue_id"), int):
           bad_dialogues.add(raw["dialogue_id"])
+    if not seen and bad.count == errors_before_file:
+      raise DataFormatError(path, "the file holds no records")
+  # The good rows of a dialogue with a bad row are left out with it, and counted.
+  left_out = sum(r.dialogue_id in bad_dialogues for r in rows)
   if rows:
     where = paths[0] if len(paths) == 1 else f"{paths[0]} (and {len(paths) - 1} more)"
-    dialogues.extend(_group_rows(where, (r for r in rows if r.dialogue_id not in bad_dialogues), bad))
+    kept = [r for r in rows if r.dialogue_id not in bad_dialogues]
+    duplicates_before = bad.count
+    grouped = _group_rows(where, kept, bad)
+    # A dialogue with a repeated response_id: one row is the bad record, the rest left out.
+    left_out += len(kept) - sum(len(d.turns) for d in grouped) - (bad.count - duplicates_before)
+    dialogues.extend(grouped)
   bad.report(", ".join(paths))
-  return ReadResult(dialogues, bad.errors, paths)
+  if left_out:
+    logging.getLogger("prosocial_jax.data").warning(
+        "Left out %d good row(s) of %s with the dialogues their bad rows belong to.",
+        left_out, ", ".join(paths))
+  return ReadResult(dialogues, bad.errors, paths, left_out)
 
 
 # ---------------------------------------------------------------- synthetic data

@@ -12,8 +12,14 @@ A corpus module declares two things (see any of them, e.g. toxichat.py):
 naming the file, the record (line, row, dialogue, ...) and the field; with
 `skip_bad_records` the bad records are kept out, counted, logged and returned
 (`ReadResult.skipped`) instead. A problem with a whole file (not UTF-8, not JSON, a
-wrong header) always raises. Files are read through `tf.io.gfile`, so a `gs://` data
-root works.
+wrong header, empty, no records at all) always raises. Records a corpus leaves out on
+purpose (e.g. Social Chemistry's RoTs marked bad) are counted too (`ReadResult.left_out`),
+so every record of a file is accounted for: kept, skipped or left out. Files are read
+through `tf.io.gfile`, so a `gs://` data root works.
+
+Lines end at LF, CRLF or CR only (as Python's universal newlines, and ParlAI's
+readers): never at the other characters `str.splitlines` breaks at (U+2028, U+0085,
+form feed, ...), which JSON allows raw inside a string.
 
 The record types several corpora share live here too: `Conversation` (every casual
 corpus) and `NormExample` (the social-norm corpora).
@@ -25,13 +31,16 @@ import csv
 import dataclasses
 import io
 import json
+import logging
 import os
+import re
 from typing import Any, Callable, Generic, Iterable, Iterator, Sequence, TypeVar
 
 import tensorflow as tf
 
 from prosocial_jax.data.errors import BadRecords, DataFormatError
 
+logger = logging.getLogger("prosocial_jax.data")
 T = TypeVar("T")
 # A file format: (path, bad records) -> (key, raw value) pairs. The key is what the
 # record is called in the file (a line number, a list position, an object key).
@@ -45,13 +54,15 @@ Parse = Callable[[str, int, Any, Any], Any]
 
 @dataclasses.dataclass
 class ReadResult(Generic[T]):
-  """The records read from one or more files, and the bad records skipped (if asked to skip).
+  """The records read from one or more files, the bad records skipped (if asked to skip)
+  and how many records the corpus left out on purpose.
 
   Behaves as a read-only sequence of the records.
   """
   records: list[T]
   skipped: list[DataFormatError] = dataclasses.field(default_factory=list)
   paths: list[str] = dataclasses.field(default_factory=list)
+  left_out: int = 0
 
   def __len__(self) -> int:
     return len(self.records)
@@ -136,20 +147,31 @@ def read_records(paths: Iterable[str | os.PathLike], file_format: Format, parse:
   """Reads every record of `paths` (in order) with `file_format` and `parse`.
 
   A record's index counts every record read before it in these files, bad ones included,
-  so skipping a bad record does not renumber the others.
+  so skipping a bad record does not renumber the others. A file without a single record
+  (good or bad) is an error: no release has one.
   """
   bad = BadRecords(skip_bad_records)
   paths = [os.fspath(p) for p in paths]
   records = []
-  index = 0
+  index = left_out = 0
   for path in paths:
+    seen, errors_before_file = 0, bad.count
     for key, raw in file_format(path, bad):
-      record = guarded(bad, lambda: parse(path, index, key, raw))
+      seen += 1
+      errors = bad.count
+      parsed = guarded(bad, lambda: parse(path, index, key, raw))
       index += 1
-      if record is not None:
-        records.append(record)
+      if parsed is not None:
+        records.append(parsed)
+      elif bad.count == errors:
+        left_out += 1
+    if not seen and bad.count == errors_before_file:
+      raise DataFormatError(path, "the file holds no records")
   bad.report(", ".join(paths))
-  return ReadResult(records, bad.errors, paths)
+  if left_out:
+    logger.info("Left out %d record(s) of %s that the corpus does not use (see its reader's "
+                "docstring).", left_out, ", ".join(paths))
+  return ReadResult(records, bad.errors, paths, left_out)
 
 
 def reader(file_format: Format, parse: Parse) -> Callable[..., ReadResult]:
@@ -178,14 +200,26 @@ def read_bytes(path: str) -> bytes:
 
 
 def decode_utf8(path: str, data: bytes) -> str:
+  """The file's text; bytes that are not UTF-8 are an error naming the line and byte."""
   try:
     return data.decode("utf-8-sig")  # -sig: a BOM written by a spreadsheet tool is not data
   except UnicodeDecodeError as e:
-    raise DataFormatError(path, f"not UTF-8 text (byte {e.start})") from None
+    line = data.count(b"\n", 0, e.start) + 1
+    raise DataFormatError(path, f"not UTF-8 text (byte {e.start}: {data[e.start:e.start + 1]!r}); "
+                          "convert the file to UTF-8", record=f"line {line}") from None
 
 
 def read_text(path: str) -> str:
-  return decode_utf8(path, read_bytes(path))
+  """The whole file as text; an empty (or all-whitespace) file is an error."""
+  text = decode_utf8(path, read_bytes(path))
+  if not text.strip():
+    raise DataFormatError(path, "the file is empty")
+  return text
+
+
+# JSON nested deeper than this cannot be decoded (Python's recursion limit); no release
+# nests more than a few levels.
+JSON_TOO_DEEP = "nested too deeply to decode (hundreds of levels of [ or {)"
 
 
 def parse_json(path: str, text: str, *, expected: str) -> Any:
@@ -199,11 +233,22 @@ def parse_json(path: str, text: str, *, expected: str) -> Any:
               f"{expected}")
     raise DataFormatError(path, f"invalid JSON: {e.msg}{hint}",
                           record=f"line {e.lineno} column {e.colno}") from None
+  except RecursionError:
+    raise DataFormatError(path, f"invalid JSON: {JSON_TOO_DEEP}") from None
+
+
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+
+def split_lines(text: str) -> list[str]:
+  """The lines of `text`, split at LF, CRLF or CR only (see the module docstring)."""
+  lines = _LINE_BREAK.split(text)
+  return lines[:-1] if lines and lines[-1] == "" else lines
 
 
 def iter_text_lines(text: str) -> Iterator[tuple[int, str]]:
   """Yields (line number, line) for each non-blank line."""
-  for number, line in enumerate(text.splitlines(), start=1):
+  for number, line in enumerate(split_lines(text), start=1):
     if line.strip():
       yield number, line
 
@@ -212,9 +257,14 @@ def iter_json_lines(path: str, text: str, bad: BadRecords) -> Iterator[tuple[int
   """Yields (line number, decoded value) for each non-blank line; bad lines go to `bad`."""
   for number, line in iter_text_lines(text):
     try:
-      yield number, json.loads(line)
+      value = json.loads(line)
     except json.JSONDecodeError as e:
       bad(DataFormatError(path, f"invalid JSON: {e.msg} (column {e.colno})", record=f"line {number}"))
+      continue
+    except RecursionError:
+      bad(DataFormatError(path, f"invalid JSON: {JSON_TOO_DEEP}", record=f"line {number}"))
+      continue
+    yield number, value
 
 
 def iter_delimited(path: str, text: str, *, delimiter: str, required: Sequence[str],
@@ -229,6 +279,8 @@ def iter_delimited(path: str, text: str, *, delimiter: str, required: Sequence[s
     header = next(rows)
   except StopIteration:
     raise DataFormatError(path, "the file is empty; expected a header line") from None
+  except csv.Error as e:
+    raise DataFormatError(path, f"unparsable header line: {e}", record="line 1") from None
   missing = [name for name in required if name not in header]
   if missing:
     raise DataFormatError(path, f"the header has no column(s) {missing}; found {header}",
@@ -283,6 +335,19 @@ def delimited(delimiter: str, required: Sequence[str]) -> Format:
 
 # ---------------------------------------------------------------- fields of a record
 
+def unicode_problem(text: str) -> str | None:
+  """Why `text` is no valid Unicode text (a lone surrogate: JSON may escape half of a
+  UTF-16 pair, e.g. "\\ud83d"), or None. Such text cannot be tokenized nor written."""
+  if text.isascii():
+    return None
+  try:
+    text.encode("utf-8")
+  except UnicodeEncodeError as e:
+    return (f"not valid Unicode text: a lone surrogate {text[e.start]!r} at character "
+            f"{e.start} (half of an escaped UTF-16 pair?)")
+  return None
+
+
 class Fields:
   """Typed access to one record's fields; problems become DataFormatErrors naming the place."""
 
@@ -308,6 +373,9 @@ class Fields:
       raise self.error(field, f"expected a string, got {json_type(value)}")
     if nonempty and not value.strip():
       raise self.error(field, "empty")
+    problem = unicode_problem(value)
+    if problem:
+      raise self.error(field, problem)
     return value
 
   def strings(self, field: str, *, required: bool = False) -> tuple[str, ...] | None:
@@ -322,6 +390,9 @@ class Fields:
     for k, item in enumerate(value):
       if not isinstance(item, str):
         raise self.error(field, f"item {k}: expected a string, got {json_type(item)}")
+      problem = unicode_problem(item)
+      if problem:
+        raise self.error(field, f"item {k}: {problem}")
     return tuple(value)
 
   def boolean(self, field: str) -> bool | None:

@@ -1,8 +1,9 @@
-"""Opt-in: the readers on the real files in ../shared/data that are in an original release
-format, checked against the counts in each folder's SOURCE.md. Skips when absent, and
-unless asked for:
+"""The readers on the real files in ../shared/data that are in an original release format,
+checked against the counts in each folder's SOURCE.md. They run by default wherever
+../shared/data is (as in CI; about 4 s on 2 cores) and skip, saying so, where it is not:
 
-    pytest -m real_data tests/data          # or PROSOCIAL_JAX_REAL_DATA=1 pytest ...
+    pytest -m real_data tests/data          # only these (and the other real-data tests)
+    pytest -m "not real_data"               # everything else
 
 Read: DailyDialog (ParlAI's JSON conversion, as ParlAI distributes it), Topical-Chat
 and ToxiChat (the official files), ProsocialDialog's Hugging Face-schema example file.
@@ -11,7 +12,6 @@ copies (their SOURCE.md says so), and the ProsocialDialog CSVs are experiment lo
 """
 
 import collections
-import os
 import pathlib
 
 import pytest
@@ -26,14 +26,9 @@ from prosocial_jax.data.toxichat import CORPUS as toxichat
 
 SHARED = (pathlib.Path(__file__).resolve().parents[2] / ".." / "shared" / "data").resolve()
 
-pytestmark = pytest.mark.real_data
-
-
-@pytest.fixture(autouse=True)
-def _opt_in(request):
-  asked = "real_data" in (request.config.option.markexpr or "")
-  if not (asked or os.environ.get("PROSOCIAL_JAX_REAL_DATA") == "1"):
-    pytest.skip("opt-in: run with -m real_data (or PROSOCIAL_JAX_REAL_DATA=1)")
+pytestmark = [pytest.mark.real_data,
+              pytest.mark.skipif(not SHARED.is_dir(), reason=f"{SHARED} is absent (the real "
+                                 "data lies there beside the repository, as in CI)")]
 
 
 def folder(corpus):

@@ -1,5 +1,6 @@
-"""ToxiChat threads as `python -m prosocial_jax.infer` input, and (opt-in, on the real
-release in ../shared/data/toxichat) a model's responses to them written for scoring."""
+"""ToxiChat threads as `python -m prosocial_jax.infer` input, and (on the real release in
+../shared/data/toxichat, wherever it is: about 20 s) a model's responses to them written
+for scoring."""
 
 import json
 import os
@@ -38,13 +39,9 @@ def test_every_thread_becomes_one_input_line_with_its_labels(tmp_path, capsys):
 
 
 @pytest.mark.real_data
-def test_a_model_responds_to_the_real_threads(tmp_path, request):
-  asked = "real_data" in (request.config.option.markexpr or "")
-  if not (asked or os.environ.get("PROSOCIAL_JAX_REAL_DATA") == "1"):
-    pytest.skip("opt-in: run with -m real_data (or PROSOCIAL_JAX_REAL_DATA=1)")
-  if not (SHARED / "toxichat").is_dir():
-    pytest.skip(f"{SHARED / 'toxichat'} is absent")
-  from tests.inference.tiny_runs import tiny_canary  # trains: only when asked for
+@pytest.mark.skipif(not (SHARED / "toxichat").is_dir(), reason=f"{SHARED / 'toxichat'} is absent")
+def test_a_model_responds_to_the_real_threads(tmp_path):
+  from ..inference.tiny_runs import tiny_canary  # trains: imported only where it runs
   threads = tmp_path / "threads.jsonl"
   assert main(["toxichat-threads", "test", "--output", str(threads),
                "--data_root", str(SHARED)]) == 0

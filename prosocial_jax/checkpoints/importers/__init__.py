@@ -9,6 +9,11 @@ Each module has `NAME`, `detect(path) -> bool` and `read(path, config=None) -> I
 (base.py); one with `READS_SCANNED = True` places tensors for a config that scans its
 layers itself, the others are read unscanned and stacked here (`base.stack_layers`).
 `python -m prosocial_jax.convert` and INITIAL_CHECKPOINT_PATH use them.
+
+No importer unpickles an arbitrary object: a ParlAI checkpoint or a lone pickle is
+refused with what to do instead (pickles.py), and a Hugging Face `pytorch_model.bin`
+is read with `torch.load(weights_only=True)`; safetensors is preferred when both are
+there (hf_weights.py).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from typing import Any
 from etils import epath
 
 from prosocial_jax.checkpoints.importers.base import CheckpointImportError, Imported, stack_layers
+from prosocial_jax.checkpoints.importers.pickles import refuse_pickles
 
 FORMATS = ("hf_t5", "hf_blenderbot", "t5x", "mesh_tf")
 
@@ -49,6 +55,7 @@ def import_checkpoint(path: str, format: str = "auto", config: Any = None) -> Im
   a `gin/models/...` file), or to check it against the source's."""
   if not epath.Path(path).exists():
     raise CheckpointImportError(f"Checkpoint {path} does not exist.")
+  refuse_pickles(path)
   name = detect_format(path) if format == "auto" else format
   module = _module(name)
   if getattr(config, "scan_layers", False) and not getattr(module, "READS_SCANNED", False):

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import json
 import math
+import pickle
+import re
 import shutil
 import struct
 import tempfile
@@ -163,11 +165,23 @@ class _TorchFile:
         state = torch.load(self._local, map_location="cpu", weights_only=True, mmap=True)
       except RuntimeError:  # files of torch < 1.6 cannot be mapped: read whole
         state = torch.load(self._local, map_location="cpu", weights_only=True)
-    except Exception as error:  # pickle refusals and corrupt archives alike
+    except pickle.UnpicklingError as error:  # weights_only refused something in the file
+      raise CheckpointImportError(
+          f"Cannot read {self.path} as a PyTorch state dict with weights_only=True: it holds "
+          f"pickled Python objects besides tensors ({_refused_object(error)}), and unpickling "
+          "them could run arbitrary code, so it is not opened. Use the model's safetensors "
+          "files, or, where you trust this file, convert it to safetensors yourself.") from None
+    except Exception as error:  # a corrupt or truncated archive
       raise CheckpointImportError(f"Cannot read {self.path} as a PyTorch state dict with "
                                   f"weights_only=True: {error}") from None
     if not isinstance(state, dict):
       raise CheckpointImportError(f"{self.path} holds a {type(state).__name__}, not a state dict.")
+    if isinstance(state.get("model"), dict) and not any(
+        isinstance(v, torch.Tensor) for v in state.values()):
+      raise CheckpointImportError(
+          f"{self.path} holds a training checkpoint (keys {sorted(state)[:6]}: ParlAI's "
+          "layout, say), not a state dict of tensors; save the model's state_dict (or its "
+          "Hugging Face conversion) instead.")
     for name, tensor in state.items():
       if not isinstance(tensor, torch.Tensor) or not tensor.is_floating_point():
         raise CheckpointImportError(
@@ -188,6 +202,14 @@ class _TorchFile:
 
   def release(self) -> None:
     self._state = None
+
+
+def _refused_object(error: Exception) -> str:
+  """What torch's weights_only refusal names ("GLOBAL posix.system", "Unsupported operand
+  149"), without its advice to retry unsafely or to allowlist the object."""
+  text = str(error)
+  found = re.search(r"GLOBAL [\w.]+", text) or re.search(r"Unsupported operand \d+", text)
+  return found.group(0) if found else type(error).__name__
 
 
 def _remove(folders: list) -> None:
