@@ -168,13 +168,13 @@ def _write(path: str, record: Mapping[str, Any],
            results: Mapping[str, Mapping[str, float]]) -> None:
   """The JSON record at `path` (whole or not at all), TensorBoard scalars beside it."""
   import tensorflow as tf
-  from tensorboardX import SummaryWriter
+  from prosocial_jax.tensorboard import ScalarWriter
   folder = os.path.dirname(path)
   tf.io.gfile.makedirs(folder)
   with tf.io.gfile.GFile(path + ".tmp", "w") as f:
     json.dump(record, f, indent=1)
   tf.io.gfile.rename(path + ".tmp", path, overwrite=True)
-  board = SummaryWriter(folder)
+  board = ScalarWriter(folder)
   try:
     for task, values in results.items():
       for metric, value in values.items():
