@@ -7,17 +7,25 @@ settings, so a MODEL_DIR holding a different model is refused with a readable
 message instead of an orbax shape error deep in a restore. `input` is each
 host's tf.data iterator position (`process_<i>.*`), so a resumed job continues
 with exactly the next batch without replaying the stream.
+
+A save that fails (a full disk, a lost bucket) is raised as `CheckpointSaveError`
+naming the step, the error and the newest complete checkpoint, which orbax never
+touches before the new one is complete. Which checkpoint a run resumes from when
+some are damaged is `integrity.py`'s job.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import re
 from typing import Any, Mapping
 
 import jax
 import orbax.checkpoint as ocp
 from etils import epath
+
+from prosocial_jax.user_errors import UserError
 
 STEP_PREFIX = "checkpoint"
 
@@ -50,6 +58,11 @@ class InputIteratorSave(ocp.args.CheckpointArgs):
 @dataclasses.dataclass
 class InputIteratorRestore(ocp.args.CheckpointArgs):
   iterator: Any
+
+
+class CheckpointSaveError(UserError, OSError):
+  """Writing a checkpoint failed (a full disk, a lost bucket); the message names it and
+  the newest earlier checkpoint, and the entry points print it without a traceback."""
 
 
 BEST_METRIC = "perplexity"  # lower is better: validation perplexity
@@ -90,6 +103,12 @@ class Checkpointer:
     self._manager = ocp.CheckpointManager(
         epath.Path(self.model_dir), options=options,
         item_names=("state", "meta", "input"))
+    self._pending: int | None = None  # the step of an asynchronous save not yet confirmed
+    self._reported: BaseException | None = None  # a save error already raised as ours
+
+  def reload(self) -> None:
+    """Lists the steps again (after checkpoints were moved by hand or set aside)."""
+    self._manager.reload()
 
   def latest_step(self) -> int | None:
     return self._manager.latest_step()
@@ -103,11 +122,34 @@ class Checkpointer:
 
   def save(self, step: int, state, meta: Mapping[str, Any], *, input_iterator=None,
            metrics: Mapping[str, float] | None = None, force: bool = True) -> bool:
+    """Starts saving `step` (asynchronously: the state is written in the background)."""
+    self.wait_until_finished()  # a failure of the previous save is reported as its own
     items = dict(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(dict(meta)))
     if input_iterator is not None:
       items["input"] = InputIteratorSave(input_iterator)
-    return self._manager.save(step, force=force, args=ocp.args.Composite(**items),
-                              metrics=dict(metrics) if metrics else None)
+    self._pending = step
+    try:
+      saved = self._manager.save(step, force=force, args=ocp.args.Composite(**items),
+                                 metrics=dict(metrics) if metrics else None)
+    except Exception as error:
+      raise self._save_error(error) from error
+    if not saved:
+      self._pending = None
+    return saved
+
+  def _save_error(self, error: BaseException) -> CheckpointSaveError:
+    step, self._pending, self._reported = self._pending, None, error
+    root = epath.Path(self.model_dir)
+    complete = sorted(int(m.group(1)) for p in root.iterdir()
+                      for m in [re.match(rf"^{STEP_PREFIX}_(\d+)$", p.name)]
+                      if m and int(m.group(1)) < step) if root.exists() else []
+    newest = (f"The newest earlier checkpoint, step {complete[-1]} "
+              f"({root / f'{STEP_PREFIX}_{complete[-1]}'}), was not touched: fix the cause "
+              "(free space?) and run the same command to resume from it."
+              if complete else "There is no earlier checkpoint in MODEL_DIR.")
+    return CheckpointSaveError(
+        f"Saving checkpoint {step} to {root / f'{STEP_PREFIX}_{step}'} failed: {error}. "
+        f"The unfinished save is never resumed from (the next run removes it). {newest}")
 
   def has_input_state(self, step: int) -> bool:
     return (epath.Path(self.model_dir) / f"{STEP_PREFIX}_{step}" / "input").exists()
@@ -144,8 +186,17 @@ class Checkpointer:
     return restored["params"]
 
   def wait_until_finished(self) -> None:
-    self._manager.wait_until_finished()
+    """Waits for the background save; raises `CheckpointSaveError` if it failed."""
+    try:
+      self._manager.wait_until_finished()
+    except Exception as error:
+      if error is self._reported:  # orbax raises a failed save's error at every wait
+        return
+      if self._pending is None:
+        raise
+      raise self._save_error(error) from error
+    self._pending = None
 
   def close(self) -> None:
-    self._manager.wait_until_finished()
+    self.wait_until_finished()
     self._manager.close()

@@ -37,12 +37,20 @@ class LogMetrics(Action):
     self._last_time = time.perf_counter()
     self._last_step: int | None = None
 
-  def due(self, loop: Loop) -> bool:
-    return super().due(loop) and loop.step != self._last_step
+  def due(self, loop: Loop) -> bool:  # not twice for one step, nor without a step
+    last = self._last_step if self._last_step is not None else loop.start_step
+    return super().due(loop) and loop.step != last
 
   def run(self, loop: Loop) -> None:
     loop.raise_if_nonfinite()
+    first_bad = loop.metric_sums.first_nonfinite()
     metrics = loop.metric_sums.take()
+    if metrics.get("skipped_updates"):
+      logger.warning("Skipped %d update(s) in steps %d-%d for a non-finite loss, gradient norm "
+                     "or update (the first at step %d: the %s); those batches left the "
+                     "parameters unchanged.", metrics["skipped_updates"],
+                     (self._last_step if self._last_step is not None else loop.start_step) + 1,
+                     loop.step, *first_bad)
     now = time.perf_counter()
     first_step = self._last_step if self._last_step is not None else loop.start_step
     elapsed = max(now - self._last_time - loop.paused_seconds, 1e-9)
@@ -77,6 +85,7 @@ class Evaluate(Action):
     self._score = None
 
   def run(self, loop: Loop) -> None:
+    loop.raise_if_nonfinite()  # no evaluation of diverged parameters
     if self._score is None:  # replicated outputs: readable by every process
       self._score = jax.jit(loop.model.score_batch,
                             out_shardings=NamedSharding(loop.mesh, PartitionSpec()))
@@ -168,6 +177,7 @@ class SaveCheckpoint(Action):
 
   def run(self, loop: Loop) -> None:
     loop.raise_if_nonfinite()  # nothing non-finite is ever saved
+    loop.raise_if_state_nonfinite()
     meta = dict(loop.meta, loop={"lr_scale": loop.lr_scale, "stop_reason": loop.stop_reason,
                                  **loop_states(self._actions)})
     metrics = None

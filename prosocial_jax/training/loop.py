@@ -9,13 +9,16 @@ behaviour — logging, evaluating, early stopping, checkpointing — is an `Acti
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import time
 from typing import Any, Callable
 
 import flax.linen as nn
 import jax
+import jax.numpy as jnp
 import numpy as np
+from jax.sharding import NamedSharding, PartitionSpec
 
 from prosocial_jax.training import input_pipeline
 from prosocial_jax.training.metrics import MetricSums, MetricsWriter
@@ -23,8 +26,25 @@ from prosocial_jax.training.metrics import MetricSums, MetricsWriter
 logger = logging.getLogger("prosocial_jax")
 
 
+NONFINITE_POLICIES = ("stop", "skip")
+# With on_nonfinite='skip', this many skipped updates in a row stop the run anyway:
+# the model is not coming back by itself.
+MAX_SKIPPED_IN_A_ROW = 25
+
+
 class NonFiniteError(FloatingPointError):
   """The loss or the gradient norm became NaN or infinite."""
+
+
+def _all_finite(tree) -> jax.Array:
+  leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)
+            if jnp.issubdtype(x.dtype, jnp.inexact)]
+  return jnp.all(jnp.stack(leaves)) if leaves else jnp.array(True)
+
+
+@functools.lru_cache(maxsize=None)
+def _finiteness_check(mesh):
+  return jax.jit(_all_finite, out_shardings=NamedSharding(mesh, PartitionSpec()))
 
 
 @dataclasses.dataclass
@@ -48,24 +68,53 @@ class Loop:
   lr_scale: float = 1.0           # reduce-on-plateau's factor on the schedule
   eval_result: dict | None = None  # this step's validation metrics, when an evaluation ran
   stop_reason: str | None = None  # set by an action to end the run after this step
-  last_saved_step: int | None = None
+  preempted: str | None = None    # the signal that asked the job to stop (not saved)
+  on_nonfinite: str = "stop"      # or "skip": the step itself skipped such updates
+  last_saved_step: int | None = None  # this run's newest save, or the step it resumed from
   paused_seconds: float = 0.0     # time spent in actions since the last log (not training)
   metric_sums: MetricSums = dataclasses.field(default_factory=MetricSums)
   last_metrics: dict = dataclasses.field(default_factory=dict)  # the latest logged means
 
   @property
   def at_end(self) -> bool:
-    return self.step >= self.train_steps or self.stop_reason is not None
+    return (self.step >= self.train_steps or self.stop_reason is not None
+            or self.preempted is not None)
+
+  def _last_good(self) -> str:
+    if self.last_saved_step is None:
+      return "no checkpoint was saved by this run"
+    path = f"{self.model_dir.rstrip('/')}/checkpoint_{self.last_saved_step}"
+    return f"the last good checkpoint is step {self.last_saved_step}: {path}"
 
   def raise_if_nonfinite(self) -> None:
-    """Stops the run at the first NaN/inf loss or gradient norm, before anything is saved."""
+    """Stops the run at the first NaN/inf loss or gradient norm, before anything is saved.
+
+    With on_nonfinite='skip' those steps kept their parameters (the step skipped the
+    update), so only a long run of them stops the job.
+    """
     bad = self.metric_sums.first_nonfinite()
-    if bad is not None:
-      step, metric = bad
-      last = (f"the last good checkpoint is step {self.last_saved_step} in {self.model_dir}"
-              if self.last_saved_step is not None else "no checkpoint was saved by this run")
-      raise NonFiniteError(f"The {metric} became non-finite at step {step}; stopping "
-                           f"without saving ({last}).")
+    if bad is None:
+      return
+    step, metric = bad
+    if self.on_nonfinite == "skip":
+      in_a_row = self.metric_sums.longest_bad_run()
+      if in_a_row >= MAX_SKIPPED_IN_A_ROW:
+        raise NonFiniteError(
+            f"{in_a_row} updates in a row were skipped for a non-finite loss, gradient "
+            f"norm or update (by step {self.step}, the first at step {step}: the {metric}); "
+            f"stopping ({self._last_good()}).")
+      return
+    raise NonFiniteError(f"The {metric} became non-finite at step {step}; stopping "
+                         f"without saving ({self._last_good()}).")
+
+  def raise_if_state_nonfinite(self) -> None:
+    """The state about to be saved must be finite, even when the loss and gradient norm
+    were (an update can overflow: a learning rate that blows up)."""
+    if not bool(jax.device_get(_finiteness_check(self.mesh)(self.state))):
+      raise NonFiniteError(
+          f"The train state (parameters or optimizer state) is not finite at step "
+          f"{self.step}, although the loss and gradient norm were; stopping without "
+          f"saving ({self._last_good()}).")
 
 
 class Action:
@@ -95,10 +144,28 @@ def loop_states(actions) -> dict[str, Any]:
   return {a.name: a.state_dict() for a in actions if a.state_dict()}
 
 
-def run(loop: Loop, actions: list[Action]) -> None:
-  """Trains from `loop.step` to `loop.train_steps`, or until an action sets `stop_reason`."""
+def _run_actions(loop: Loop, actions: list[Action]) -> None:
+  for action in actions:
+    if action.due(loop):
+      started = time.perf_counter()
+      action.run(loop)
+      if action.name != "log":
+        loop.paused_seconds += time.perf_counter() - started
+
+
+def run(loop: Loop, actions: list[Action], preemption=None) -> None:
+  """Trains from `loop.step` to `loop.train_steps`, or until an action sets `stop_reason`.
+
+  `preemption` (a `preemption.PreemptionWatch`) is asked before each step is started:
+  once the job has been told to stop, no new step starts, and the at-end actions (log,
+  save) run for the last completed one.
+  """
   with loop.mesh, nn.logical_axis_rules(loop.rules):
     while not loop.at_end:
+      if preemption is not None and preemption.reached(loop.step):
+        loop.preempted = preemption.received
+        _run_actions(loop, actions)
+        break
       host_batch = next(loop.batches)
       loop.state, metrics = loop.train_step(
           loop.state, input_pipeline.to_global_arrays(host_batch, loop.data_sharding),
@@ -106,12 +173,7 @@ def run(loop: Loop, actions: list[Action]) -> None:
       loop.step += 1
       loop.metric_sums.add(metrics, loop.step)
       loop.eval_result = None
-      for action in actions:
-        if action.due(loop):
-          started = time.perf_counter()
-          action.run(loop)
-          if action.name != "log":
-            loop.paused_seconds += time.perf_counter() - started
+      _run_actions(loop, actions)
   if loop.stop_reason:
     logger.info("Stopped at step %d: %s.", loop.step, loop.stop_reason)
   jax.block_until_ready(loop.state)

@@ -2,9 +2,10 @@
 
 `MetricSums` adds every step's metrics on the device (no host sync per step, as
 T5X's `jax.tree.map(jnp.add, ...)`), and remembers the first step whose loss or
-gradient norm was not finite. At each log step the means over the interval go
-to the console, TensorBoard (`MODEL_DIR/train/`) and `MODEL_DIR/metrics.jsonl`
-(one JSON object per line: `step` and every metric). Only process 0 writes.
+gradient norm was not finite (such steps stay out of the means). At each log step
+the means over the interval go to the console, TensorBoard (`MODEL_DIR/train/`)
+and `MODEL_DIR/metrics.jsonl` (one JSON object per line: `step` and every metric).
+Only process 0 writes.
 """
 
 from __future__ import annotations
@@ -20,51 +21,80 @@ import numpy as np
 import tensorflow as tf
 
 WATCHED = ("loss", "grad_norm")  # a non-finite value of these stops the run
+# With train.on_nonfinite='skip' the step reports `skipped_update` (1.0 when it kept the
+# previous parameters: a non-finite loss, gradient norm or update); "update" names the
+# last case in messages.
+SKIPPED = "skipped_update"
+CAUSES = WATCHED + ("update",)
 
 
 @jax.jit
-def _add(sums, metrics, step):
-  first_bad, bad_metric = sums["first_nonfinite_step"], sums["nonfinite_metric"]
-  for index, name in enumerate(WATCHED):
-    bad = (first_bad < 0) & ~jnp.isfinite(metrics[name])
-    first_bad = jnp.where(bad, step, first_bad)
-    bad_metric = jnp.where(bad, index, bad_metric)
-  added = jax.tree.map(jnp.add, sums["values"], metrics)
-  return {"values": added, "count": sums["count"] + 1, "first_nonfinite_step": first_bad,
-          "nonfinite_metric": bad_metric}
+def _add(sums, run, metrics, step):
+  finite = [jnp.isfinite(metrics[name]) for name in WATCHED]
+  ok = finite[0] & finite[1]
+  if SKIPPED in metrics:
+    ok = ok & (metrics[SKIPPED] == 0)
+  cause = jnp.where(~finite[0], 0, jnp.where(~finite[1], 1, 2))
+  first = (sums["first_nonfinite_step"] < 0) & ~ok
+  # A bad step's values stay out of the interval's means (they end the run, or were skipped).
+  added = jax.tree.map(lambda total, value: jnp.where(ok, total + value, total),
+                       sums["values"], metrics)
+  consecutive = jnp.where(ok, 0, run + 1)
+  return {"values": added, "count": sums["count"] + ok.astype(jnp.int32),
+          "bad": sums["bad"] + (~ok).astype(jnp.int32),
+          "longest_bad_run": jnp.maximum(sums["longest_bad_run"], consecutive),
+          "first_nonfinite_step": jnp.where(first, step, sums["first_nonfinite_step"]),
+          "nonfinite_metric": jnp.where(first, cause, sums["nonfinite_metric"])}, consecutive
 
 
 class MetricSums:
-  """Device-side sums of the step metrics since the last `take()`."""
+  """Device-side sums of the step metrics since the last `take()`.
+
+  Steps whose loss or gradient norm is not finite (or whose update was skipped) are
+  counted apart, and the first of them remembered; the means cover the other steps.
+  """
 
   def __init__(self):
     self._sums = None
+    self._run = jnp.zeros((), jnp.int32)  # bad steps in a row, across intervals
 
   def add(self, metrics: Mapping[str, jax.Array], step: int) -> None:
     if self._sums is None:
+      zero = jnp.zeros((), jnp.int32)
       self._sums = {"values": jax.tree.map(jnp.zeros_like, dict(metrics)),
-                    "count": jnp.zeros((), jnp.int32),
+                    "count": zero, "bad": zero, "longest_bad_run": zero,
                     "first_nonfinite_step": jnp.full((), -1, jnp.int32),
                     "nonfinite_metric": jnp.full((), -1, jnp.int32)}
-    self._sums = _add(self._sums, dict(metrics), jnp.asarray(step, jnp.int32))
+    self._sums, self._run = _add(self._sums, self._run, dict(metrics),
+                                 jnp.asarray(step, jnp.int32))
 
   def first_nonfinite(self) -> tuple[int, str] | None:
-    """(step, metric) of the first non-finite loss or gradient norm since the last take."""
+    """(step, metric) of the first non-finite loss or gradient norm since the last take
+    (metric "update" for an update skipped with finite loss and gradient norm)."""
     if self._sums is None:
       return None
     step = int(jax.device_get(self._sums["first_nonfinite_step"]))
     if step < 0:
       return None
-    return step, WATCHED[int(jax.device_get(self._sums["nonfinite_metric"]))]
+    return step, CAUSES[int(jax.device_get(self._sums["nonfinite_metric"]))]
+
+  def longest_bad_run(self) -> int:
+    """The most non-finite steps in a row that ended in this interval (0 if none)."""
+    return 0 if self._sums is None else int(jax.device_get(self._sums["longest_bad_run"]))
 
   def take(self) -> dict[str, float]:
-    """Means over the steps since the last take (then starts again from zero)."""
+    """Means over the good steps since the last take (then starts again from zero);
+    with skipping on, `skipped_updates` counts the others."""
     if self._sums is None:
       return {}
     sums = jax.device_get(self._sums)
     self._sums = None
     count = max(int(sums["count"]), 1)
-    return {name: float(np.asarray(value)) / count for name, value in sums["values"].items()}
+    means = {name: float(np.asarray(value)) / count for name, value in sums["values"].items()
+             if name != SKIPPED}
+    if SKIPPED in sums["values"]:
+      means["skipped_updates"] = float(sums["bad"])
+    return means
 
 
 class MetricsWriter:

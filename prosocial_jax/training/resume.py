@@ -13,8 +13,9 @@ split) next to each host's tf.data iterator position. On resume:
   `'replay'` builds the new stream and skips the batches that hold the examples
   already trained on (step × old batch size ÷ new batch size), logging that the
   order now differs from an uninterrupted run;
-* a checkpoint without iterator state (written by another tool): the stream is
-  rebuilt and the first `step` batches skipped.
+* a checkpoint without iterator state (written by another tool), or whose saved
+  position cannot be read back (a damaged file): the stream is rebuilt and the
+  first `step` batches skipped, which gives the same batches, only slower.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from typing import Any, Mapping
 import jax
 import seqio
 
+from prosocial_jax.checkpoints.integrity import describe_error
 from prosocial_jax.training import input_pipeline
 
 logger = logging.getLogger("prosocial_jax")
@@ -111,7 +113,13 @@ def open_input_stream(settings: InputSettings, *, checkpointer=None, step: int |
     return settings.open(start_step=step), identity
   differences = input_differences(saved_identity or {}, identity)
   if not differences:
-    checkpointer.restore_input(step, batches)
+    try:
+      checkpointer.restore_input(step, batches)
+    except Exception as error:  # whatever TF raises for a damaged file: same stream by replay
+      logger.warning("The input position of checkpoint %d (%s/checkpoint_%d/input) cannot be "
+                     "read (%s): replaying %d batches to resume the same stream.", step,
+                     checkpointer.model_dir, step, describe_error(error), step)
+      return settings.open(start_step=step), identity
     return batches, identity
   if on_input_change == "refuse":
     raise InputChangedError(

@@ -59,13 +59,22 @@ def _loss_and_grads(model, params, batch, rng, microbatches: int):
   return sums["loss"] / tokens, aux, grads
 
 
-def make_train_step(model, optimizer, *, microbatches: int = 1, scale_updates: bool = False):
+def _keep_if(ok, new, old):
+  return jax.tree.map(lambda n, o: jnp.where(ok, n, o), new, old)
+
+
+def make_train_step(model, optimizer, *, microbatches: int = 1, scale_updates: bool = False,
+                    skip_nonfinite: bool = False):
   """Returns train_step(state, batch, dropout_rng, lr_scale=1.0) -> (state, metrics).
 
   `optimizer` is an `optimizers.Optimizer` (its schedule gives the logged rate) or
   a bare optax transformation. With `scale_updates` (reduce-on-plateau), `lr_scale`
   multiplies the update; without, the step has no such multiply, which would
   change XLA's fused multiply-adds and so the last bit of every parameter.
+  With `skip_nonfinite` (train.on_nonfinite='skip'), a step whose loss, gradient
+  norm or update is not finite keeps the previous parameters and optimizer state
+  (the step counter still advances: that batch is passed over) and reports
+  `skipped_update` = 1; without, the step has no such check.
   """
   optimizer = as_optimizer(optimizer)
   if microbatches < 1:
@@ -79,14 +88,23 @@ def make_train_step(model, optimizer, *, microbatches: int = 1, scale_updates: b
     if scale_updates:
       updates = jax.tree.map(lambda u: u * jnp.asarray(lr_scale, u.dtype), updates)
     params = optax.apply_updates(state.params, updates)
+    grad_norm = optax.global_norm(grads)
+    skipped = {}
+    if skip_nonfinite:
+      ok = (jnp.isfinite(loss) & jnp.isfinite(grad_norm)
+            & jnp.isfinite(optax.global_norm(updates)))
+      params = _keep_if(ok, params, state.params)
+      opt_state = _keep_if(ok, opt_state, state.opt_state)
+      skipped = {"skipped_update": 1.0 - ok.astype(jnp.float32)}
     metrics = {
         "loss": loss,
         "z_loss": aux["z_loss"],
         "accuracy": aux["correct"] / jnp.maximum(aux["num_tokens"], 1.0),
         "target_tokens": aux["num_tokens"],
         "input_tokens": jnp.sum(batch["encoder_input_tokens"] > 0).astype(jnp.float32),
-        "grad_norm": optax.global_norm(grads),
+        "grad_norm": grad_norm,
         "learning_rate": optimizer.learning_rate(state.step) * (lr_scale if scale_updates else 1),
+        **skipped,
     }
     new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state)
     return new_state, metrics

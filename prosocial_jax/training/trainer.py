@@ -4,7 +4,9 @@ Everything a run needs is an argument of `train`, bound by gin from the T5X
 macro names (MODEL_DIR, MIXTURE_OR_TASK_NAME, TASK_FEATURE_LENGTHS, TRAIN_STEPS,
 BATCH_SIZE, INITIAL_CHECKPOINT_PATH, ...); see gin/runs/train.gin for the list.
 The loop is `loop.run`; what happens between steps is the actions of
-`build_actions` (actions.py).
+`build_actions` (actions.py). Resuming takes the newest checkpoint that reads
+and restores (`checkpoints/integrity.py`); SIGTERM saves and exits
+(`preemption.py`).
 """
 
 from __future__ import annotations
@@ -22,8 +24,8 @@ import seqio
 
 from prosocial_jax import version
 from prosocial_jax.checkpoints.assets import record_vocabulary, write_text
-from prosocial_jax.checkpoints.compatibility import (check_compatible, param_shapes,
-                                                     vocabulary_record)
+from prosocial_jax.checkpoints.compatibility import param_shapes, vocabulary_record
+from prosocial_jax.checkpoints.integrity import ResumeSearch, remove_unfinished_saves
 from prosocial_jax.checkpoints.manager import Checkpointer
 from prosocial_jax.evaluation.evaluator import SeqioEvaluation, eval_log_dir
 from prosocial_jax.evaluation.perplexity import ValidationPerplexity
@@ -34,7 +36,7 @@ from prosocial_jax.models.registry import config_to_dict
 from prosocial_jax.partitioning import (MeshShape, batch_sharding, create_mesh,
                                         logical_axis_rules)
 from prosocial_jax.training import actions as actions_lib
-from prosocial_jax.training import flops, input_pipeline, loop as loop_lib
+from prosocial_jax.training import flops, input_pipeline, loop as loop_lib, preemption
 from prosocial_jax.training.initial_checkpoint import load_initial_params
 from prosocial_jax.training.metrics import MetricsWriter
 from prosocial_jax.training.optimizers import as_optimizer
@@ -94,7 +96,10 @@ def _use_tasks_module(module_name: str | None, data_root: str | None) -> None:
 
 
 def _check_settings(*, eval_decode_weights, eval_every, early_stopping_patience, keep_best,
-                    reduce_on_plateau, microbatches, batch_size) -> None:
+                    reduce_on_plateau, microbatches, batch_size, on_nonfinite) -> None:
+  if on_nonfinite not in loop_lib.NONFINITE_POLICIES:
+    raise ValueError(f"train.on_nonfinite must be one of {loop_lib.NONFINITE_POLICIES}, "
+                     f"got {on_nonfinite!r}")
   if eval_decode_weights is not None and eval_decode_weights not in WEIGHT_FORMATS:
     raise ValueError(f"train.eval_decode_weights must be one of {WEIGHT_FORMATS} or None, "
                      f"got {eval_decode_weights!r}")
@@ -143,13 +148,28 @@ def train(*,
           eval_at_end: bool = True,
           eval_decode_weights: str | None = None,
           on_input_change: str = "refuse",
+          on_nonfinite: str = "stop",
           peak_flops_per_device: float | None = None,
           resume: bool = True) -> TrainResult:
-  """Trains `model_config` on a SeqIO task or mixture; resumes from MODEL_DIR."""
+  """Trains `model_config` on a SeqIO task or mixture; resumes from MODEL_DIR.
+
+  Resuming takes the newest checkpoint of MODEL_DIR whose metadata and state read
+  back and match the model; newer unusable ones are named with the reason and
+  renamed `checkpoint_<n>.unusable`, unfinished saves are removed; with none
+  usable the run stops listing them. SIGTERM while training finishes the step,
+  saves it and exits with status 143.
+
+  on_nonfinite: what a NaN/inf loss or gradient norm does. 'stop' (default): the
+    run stops, naming the step, the metric and the last good checkpoint, and saves
+    nothing. 'skip': that step keeps the previous parameters and optimizer state
+    (its batch is passed over), the log says how many were skipped and
+    metrics.jsonl records `skipped_updates`; 25 skipped in a row stop the run.
+    Either way no non-finite state is ever saved.
+  """
   _check_settings(eval_decode_weights=eval_decode_weights, eval_every=eval_every,
                   early_stopping_patience=early_stopping_patience, keep_best=keep_best,
                   reduce_on_plateau=reduce_on_plateau, microbatches=microbatches,
-                  batch_size=batch_size)
+                  batch_size=batch_size, on_nonfinite=on_nonfinite)
   input_pipeline.configure_tensorflow()
   if jax.process_index() != 0:  # one progress log per job; warnings and errors from all
     logger.setLevel(logging.WARNING)
@@ -174,19 +194,30 @@ def train(*,
           "code": version.code_record()}  # which code wrote the checkpoint
 
   checkpointer = Checkpointer(model_dir, max_to_keep=keep_checkpoints, keep_best=keep_best)
-  latest = checkpointer.latest_step() if resume else None
-  saved_meta = checkpointer.read_meta(latest) if latest is not None else {}
+  target = abstract_target(abstract_state, shardings)
+  settings = InputSettings(mixture_or_task_name, dict(task_feature_lengths), batch_size, seed,
+                           pack)
+  search = None
+  if resume:
+    remove_unfinished_saves(model_dir)
+    search = ResumeSearch(checkpointer, meta)
+  while True:  # the newest checkpoint whose metadata, input position and state all read
+    latest, saved_meta = search.next_candidate() if search else (None, {})
+    start_step = latest or 0
+    stopped = saved_meta.get("loop", {}).get("stop_reason")
+    batches = None
+    if start_step < train_steps and not stopped:
+      # Opened before the state is restored or initialised: bad data fails in seconds.
+      batches, meta["input"] = open_input_stream(
+          settings, checkpointer=checkpointer, step=latest,
+          saved_identity=saved_meta.get("input"), on_input_change=on_input_change)
+    if latest is None:
+      break
+    state = search.restore(latest, target)
+    if state is not None:
+      break
   if latest is not None:
-    check_compatible(saved_meta, meta, model_dir=model_dir, step=latest)
-  start_step = latest or 0
-  stopped = saved_meta.get("loop", {}).get("stop_reason")
-  batches = None
-  if start_step < train_steps and not stopped:
-    # Built before the model so that bad data fails in seconds, not after init.
-    batches, meta["input"] = open_input_stream(
-        InputSettings(mixture_or_task_name, dict(task_feature_lengths), batch_size, seed, pack),
-        checkpointer=checkpointer, step=latest, saved_identity=saved_meta.get("input"),
-        on_input_change=on_input_change)
+    search.finish(latest)
   end_evaluation = None
   if eval_at_end:
     end_evaluation = SeqioEvaluation(eval_name, task_feature_lengths, eval_batch_size,
@@ -197,14 +228,13 @@ def train(*,
                                       split=eval_split, max_examples=eval_max_examples)
 
   if latest is not None:
-    state = checkpointer.restore(latest, abstract_target(abstract_state, shardings))
     logger.info("Resumed from %s at step %d.", model_dir, latest)
   else:
     state = init_train_state(model, optimizer, dummy, jax.random.key(seed), mesh, rules)
     if initial_checkpoint_path:
       params = load_initial_params(initial_checkpoint_path, meta["param_shapes"],
-                                   abstract_target(abstract_state, shardings).params,
-                                   format=initial_checkpoint_format, model_config=model_config)
+                                   target.params, format=initial_checkpoint_format,
+                                   model_config=model_config)
       state = state.replace(params=params)
     logger.info("Initialised a new model: %s parameters on a %s mesh.",
                 f"{param_count(state.params):,}", dict(mesh.shape))
@@ -217,7 +247,8 @@ def train(*,
   loop = None
   if batches is not None:
     train_step = jax.jit(make_train_step(model, optimizer, microbatches=microbatches,
-                                         scale_updates=reduce_on_plateau is not None),
+                                         scale_updates=reduce_on_plateau is not None,
+                                         skip_nonfinite=on_nonfinite == "skip"),
                          in_shardings=(shardings, batch_sharding(mesh, rules),
                                        replicated(mesh), replicated(mesh)),
                          out_shardings=(shardings, replicated(mesh)), donate_argnums=(0,))
@@ -226,7 +257,7 @@ def train(*,
         train_steps=train_steps, mesh=mesh, rules=rules, train_step=train_step,
         batches=batches, data_sharding=batch_sharding(mesh, rules),
         dropout_rng=jax.random.key(seed + 1), checkpointer=checkpointer, meta=meta,
-        writer=writer, model_dir=model_dir)
+        writer=writer, model_dir=model_dir, on_nonfinite=on_nonfinite, last_saved_step=latest)
     actions = build_actions(
         loop, optimizer=optimizer, log_every=log_every, checkpoint_every=checkpoint_every,
         keep_best=keep_best, eval_every=eval_every, perplexity=perplexity,
@@ -243,13 +274,23 @@ def train(*,
     loop.lr_scale = float(saved_meta.get("loop", {}).get("lr_scale", 1.0))
     logger.info("Training %s from step %d to %d (batch %d, lengths %s).", mixture_or_task_name,
                 start_step, train_steps, batch_size, dict(task_feature_lengths))
-    try:
-      loop_lib.run(loop, actions)
-    finally:  # a failing run still completes the saves it started (its last good state)
-      checkpointer.wait_until_finished()
+    with preemption.PreemptionWatch() as watch:
+      try:
+        loop_lib.run(loop, actions, preemption=watch)
+      finally:  # a failing run still completes the saves it started (its last good state)
+        checkpointer.wait_until_finished()
     state = loop.state
     if jax.process_index() == 0:
       write_text(model_dir, "config.gin", gin.operative_config_str())
+    if loop.preempted and loop.step < train_steps and not loop.stop_reason:
+      writer.close()
+      checkpointer.close()
+      saved = (f"saved {model_dir.rstrip('/')}/checkpoint_{loop.last_saved_step}"
+               if loop.last_saved_step is not None else "had nothing to save")
+      logger.warning("%s received: stopped after step %d and %s; exiting with status %d. "
+                     "Run the same command to resume.", loop.preempted, loop.step, saved,
+                     preemption.EXIT_STATUS)
+      raise SystemExit(preemption.EXIT_STATUS)
   elif stopped:
     logger.info("The run in MODEL_DIR stopped at step %d (%s): nothing to train.",
                 start_step, stopped)

@@ -98,7 +98,25 @@ def test_metric_sums_average_the_interval_and_catch_the_first_nonfinite_step():
   assert sums.take() == {"loss": 3.0, "grad_norm": 2.0}
   sums.add({"loss": np.float32(1.0), "grad_norm": np.float32(math.inf)}, 7)
   sums.add({"loss": np.float32(math.nan), "grad_norm": np.float32(1.0)}, 8)
+  sums.add({"loss": np.float32(5.0), "grad_norm": np.float32(1.0)}, 9)
   assert sums.first_nonfinite() == (7, "grad_norm")
+  assert sums.longest_bad_run() == 2
+  assert sums.take() == {"loss": 5.0, "grad_norm": 1.0}  # the bad steps stay out of the means
+
+
+def test_metric_sums_count_skipped_updates_and_name_a_nonfinite_update():
+  sums = MetricSums()
+  rows = [(1, 2.0, 0.0), (2, math.nan, 1.0), (3, 4.0, 0.0), (4, 3.0, 1.0)]  # step 4: update
+  for step, loss, skipped in rows:
+    sums.add({"loss": np.float32(loss), "grad_norm": np.float32(1.0),
+              "skipped_update": np.float32(skipped)}, step)
+  assert sums.first_nonfinite() == (2, "loss")
+  assert sums.longest_bad_run() == 1
+  assert sums.take() == {"loss": 3.0, "grad_norm": 1.0, "skipped_updates": 2.0}
+  sums.add({"loss": np.float32(2.0), "grad_norm": np.float32(1.0),
+            "skipped_update": np.float32(1.0)}, 5)
+  assert sums.first_nonfinite() == (5, "update")
+  assert sums.longest_bad_run() == 2  # steps 4 and 5: a run across the intervals
 
 
 def test_the_loop_refuses_to_go_on_after_a_nonfinite_loss(tmp_path):
@@ -107,9 +125,33 @@ def test_the_loop_refuses_to_go_on_after_a_nonfinite_loss(tmp_path):
               checkpointer=None, meta={}, writer=None, model_dir=str(tmp_path))
   loop.last_saved_step = 2
   loop.metric_sums.add({"loss": np.float32(math.nan), "grad_norm": np.float32(1.0)}, 3)
-  with pytest.raises(NonFiniteError, match=r"The loss became non-finite at step 3; stopping "
-                     r"without saving \(the last good checkpoint is step 2 in "):
+  expected = (f"The loss became non-finite at step 3; stopping without saving (the last good "
+              f"checkpoint is step 2: {tmp_path}/checkpoint_2).")
+  with pytest.raises(NonFiniteError) as error:
     loop.raise_if_nonfinite()
+  assert str(error.value) == expected
+
+
+def test_skip_mode_stops_only_after_too_many_skipped_updates_in_a_row(tmp_path):
+  from prosocial_jax.training.loop import MAX_SKIPPED_IN_A_ROW
+  loop = Loop(model=None, state=None, step=0, train_steps=99, mesh=None, rules=None,
+              train_step=None, batches=None, data_sharding=None, dropout_rng=None,
+              checkpointer=None, meta={}, writer=None, model_dir=str(tmp_path),
+              on_nonfinite="skip")
+  bad = {"loss": np.float32(math.nan), "grad_norm": np.float32(1.0),
+         "skipped_update": np.float32(1.0)}
+  for _ in range(MAX_SKIPPED_IN_A_ROW - 1):
+    loop.step += 1
+    loop.metric_sums.add(bad, loop.step)
+  loop.raise_if_nonfinite()  # one short of the limit: the run goes on
+  loop.step += 1
+  loop.metric_sums.add(bad, loop.step)
+  with pytest.raises(NonFiniteError) as error:
+    loop.raise_if_nonfinite()
+  assert str(error.value) == (
+      f"{MAX_SKIPPED_IN_A_ROW} updates in a row were skipped for a non-finite loss, gradient "
+      f"norm or update (by step {MAX_SKIPPED_IN_A_ROW}, the first at step 1: the loss); "
+      "stopping (no checkpoint was saved by this run).")
 
 
 def test_metrics_jsonl_has_one_object_per_write_and_forgets_recomputed_steps(tmp_path):
@@ -125,3 +167,46 @@ def test_metrics_jsonl_has_one_object_per_write_and_forgets_recomputed_steps(tmp
   resumed.close()
   steps = [json.loads(l)["step"] for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
   assert steps == [10, 20]
+
+
+class _Recorder(actions.Action):
+  name, at_end = "recorder", True
+
+  def __init__(self):
+    super().__init__(0)
+    self.steps = []
+
+  def run(self, loop):
+    self.steps.append(loop.step)
+
+
+def test_sigterm_lets_the_step_in_flight_finish_then_runs_the_at_end_actions(tmp_path):
+  import itertools
+  import os
+  import signal
+
+  from prosocial_jax.partitioning import MeshShape, batch_sharding, create_mesh, logical_axis_rules
+  from prosocial_jax.training.loop import run
+  from prosocial_jax.training.preemption import PreemptionWatch
+
+  def step(state, batch, rng, lr_scale):
+    if state == 3:  # the signal arrives while step 4 runs
+      os.kill(os.getpid(), signal.SIGTERM)
+    return state + 1, {"loss": np.float32(1.0), "grad_norm": np.float32(1.0)}
+
+  mesh = create_mesh(MeshShape(), devices=jax.devices()[:1])
+  loop = Loop(model=None, state=0, step=0, train_steps=10, mesh=mesh, rules=logical_axis_rules(),
+              train_step=step, batches=itertools.repeat({"x": np.zeros((8, 2), np.int32)}),
+              data_sharding=batch_sharding(mesh), dropout_rng=None, checkpointer=None, meta={},
+              writer=None, model_dir=str(tmp_path))
+  recorder = _Recorder()
+  absorb = lambda *_: None  # the test process never dies of it, whatever happens
+  previous = signal.signal(signal.SIGTERM, absorb)
+  try:
+    with PreemptionWatch() as watch:
+      run(loop, [recorder], preemption=watch)
+    assert signal.getsignal(signal.SIGTERM) is absorb  # handed back
+  finally:
+    signal.signal(signal.SIGTERM, previous)
+  assert (loop.step, loop.state, loop.preempted, loop.stop_reason) == (4, 4, "SIGTERM", None)
+  assert recorder.steps == [4]  # once, for the step that was in flight

@@ -90,3 +90,17 @@ def test_differences_of_an_older_checkpoint_and_unknown_policies():
       "  stream_version: checkpoint 1, this run 2"]
   with pytest.raises(ValueError, match="on_input_change must be one of"):
     open_input_stream(InputSettings(TASK, LENGTHS, 8, 0, False), on_input_change="skip")
+
+
+def test_a_damaged_input_position_is_named_and_replayed_to_the_same_batch(data_root, tmp_path,
+                                                                           caplog):
+  settings = InputSettings(TASK, LENGTHS, 8, 0, False)
+  checkpointer, identity, expected = _saved_run(tmp_path / "run", settings, 5)
+  for path in (tmp_path / "run" / "checkpoint_5" / "input").glob("process_0.*"):
+    path.write_bytes(path.read_bytes()[:10])  # cut short
+  batches, _ = open_input_stream(settings, checkpointer=checkpointer, step=5,
+                                 saved_identity=identity)
+  assert _equal(next(batches), expected)
+  assert (f"The input position of checkpoint 5 ({tmp_path}/run/checkpoint_5/input) cannot be "
+          "read (") in caplog.text
+  assert "replaying 5 batches to resume the same stream." in caplog.text

@@ -14,28 +14,12 @@ import pytest
 
 import tasks
 from prosocial_jax.checkpoints.importers import CheckpointImportError
-from prosocial_jax.data.data_root import sample_data_root
-from prosocial_jax.models import t5_1_1_config
 from prosocial_jax.training.initial_checkpoint import InitialCheckpointError, load_initial_params
 from prosocial_jax.training.loop import NonFiniteError
 from prosocial_jax.training.optimizers import adam
 from prosocial_jax.training.schedules import ReduceOnPlateau
-from prosocial_jax.training.trainer import train
 
-LENGTHS = {"inputs": 64, "targets": 16}
-
-
-def _config(**overrides):
-  return t5_1_1_config("tiny", vocab_size=1024, emb_dim=32, num_heads=2, head_dim=16,
-                       mlp_dim=64, **overrides)
-
-
-def _train(model_dir, **settings):
-  defaults = dict(model_dir=str(model_dir), mixture_or_task_name="prosocial_dialog_canary",
-                  task_feature_lengths=LENGTHS, batch_size=8, model_config=_config(),
-                  optimizer=adam(learning_rate=3e-3), data_root=sample_data_root(),
-                  log_every=10, eval_at_end=False)
-  return train(**{**defaults, **settings})
+from .conftest import train_on_sample as _train
 
 
 @pytest.fixture(scope="module")
@@ -118,7 +102,7 @@ def test_initial_checkpoint_path_takes_the_best_parameters(stopped_run, tmp_path
 
 def test_a_diverging_run_stops_before_saving_a_nonfinite_state(tmp_path):
   with pytest.raises(NonFiniteError, match=r"became non-finite at step \d+; stopping without "
-                     r"saving \(the last good checkpoint is step \d+ in "):
+                     rf"saving \(the last good checkpoint is step \d+: {tmp_path}/nan/checkpoint_\d+\)"):
     _train(tmp_path / "nan", train_steps=60, optimizer=adam(learning_rate=1e9),
            checkpoint_every=1, log_every=1)
   for checkpoint in (tmp_path / "nan").glob("checkpoint_*"):
