@@ -29,9 +29,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
-import json
 import logging
-import math
 import os
 import sys
 from typing import Any, Mapping, Sequence
@@ -139,42 +137,13 @@ def _restore_params(stored, model, lengths: Mapping[str, int], mesh, rules):
     checkpointer.close()
 
 
-def _finite(value: float) -> float | None:
-  return value if math.isfinite(value) else None  # JSON has no NaN
-
-
-def _record(results: Mapping[str, Mapping[str, float]], **fields) -> dict[str, Any]:
-  """The JSON record of an evaluation: `fields`, the metrics of each task (the confusion
-  cells gathered into one matrix per task) and how BLEU and F1 were computed."""
-  from prosocial_jax.evaluation import metrics
-  return {
-      **fields,
-      "metrics": {task: {k: _finite(v) for k, v in values.items()
-                         if not k.startswith(metrics.CONFUSION_PREFIX)}
-                  for task, values in results.items()},
-      "confusion_matrix": {task: matrix for task, values in results.items()
-                           if (matrix := metrics.confusion_matrix(values)) is not None},
-      "settings": {
-          "bleu4": f"sacrebleu corpus_bleu, {metrics.bleu_signature()}",
-          "f1": "ParlAI unigram F1 (lowercase, punctuation to spaces, a/an/the removed, "
-                "whitespace collapsed), mean over examples",
-          "perplexity": "exp(-sum log p / sum target tokens) of the gold targets",
-          "decoding": "greedy",
-      },
-  }
-
-
 def _write(path: str, record: Mapping[str, Any],
            results: Mapping[str, Mapping[str, float]]) -> None:
   """The JSON record at `path` (whole or not at all), TensorBoard scalars beside it."""
-  import tensorflow as tf
-  from prosocial_jax.tensorboard import ScalarWriter
-  folder = os.path.dirname(path)
-  tf.io.gfile.makedirs(folder)
-  with tf.io.gfile.GFile(path + ".tmp", "w") as f:
-    json.dump(record, f, indent=1)
-  tf.io.gfile.rename(path + ".tmp", path, overwrite=True)
-  board = ScalarWriter(folder)
+  from prosocial_jax.evaluation.records import write_record
+  from prosocial_jax.training.metrics import ScalarWriter
+  write_record(path, record)
+  board = ScalarWriter(os.path.dirname(path))
   try:
     for task, values in results.items():
       for metric, value in values.items():
@@ -241,13 +210,14 @@ def evaluate_checkpoint(model_dir: str, *, task: str | None = None, split: str =
     num_examples = evaluation.num_examples
   finally:
     evaluation.close()
-  record = _record(results, model_dir=stored.model_dir, step=stored.step,
+  from prosocial_jax.evaluation.records import make_record, record_path
+  record = make_record(results, model_dir=stored.model_dir, step=stored.step,
                    mixture_or_task_name=name, split=split, num_examples=num_examples,
                    task_feature_lengths=lengths, batch_size=batch_size,
                    max_examples=max_examples, decode_weights=decode_weights,
                    predictions=os.path.join(stored.model_dir, "eval", split),
                    code=version.code_record())
-  path = os.path.join(stored.model_dir, "eval", f"{name}-{split}-step{stored.step}.json")
+  path = record_path(stored.model_dir, name, split, stored.step)
   if jax.process_index() == 0:
     _write(path, record, results)
   return path, record
@@ -287,21 +257,11 @@ def main(argv=None) -> None:
       logger.setLevel(logging.WARNING)
     path, record = evaluate_checkpoint(args.model_dir, **given)
   if jax.process_index() == 0:
-    report = _write_report(record["model_dir"], path)
+    from prosocial_jax.evaluation.records import write_report
+    report = write_report(record["model_dir"], path)
     print(f"Evaluated step {record['step']} of {record['model_dir']} on "
           f"{record['mixture_or_task_name']}/{record['split']} ({record['num_examples']} "
           f"examples): {path}" + (f"; report: {report}" if report else ""))
-
-
-def _write_report(model_dir: str, path: str) -> str | None:
-  """The report's index.html; None (and the error logged) when it cannot be written: the
-  metrics are saved already and stay the result of the evaluation."""
-  from prosocial_jax.evaluation.report import write_report
-  try:
-    return write_report(model_dir, path)
-  except Exception:  # pylint: disable=broad-except
-    logger.exception("Could not write the report of %s.", path)
-    return None
 
 
 if __name__ == "__main__":

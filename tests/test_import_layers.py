@@ -15,9 +15,12 @@ import pathlib
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 # package -> the packages its modules may import (besides itself). `version` (which
-# code this is) may be imported by everyone.
+# code this is) and `user_errors` (the base class of every error about the user's
+# input, standard library only) may be imported by everyone.
+EVERYONES = ("version", "user_errors")
 ALLOWED = {
     "version": set(),
+    "user_errors": set(),
     "models": set(),
     "inference": {"models", "checkpoints", "data"},
     "evaluation": {"inference", "models", "partitioning", "data"},
@@ -80,7 +83,7 @@ def test_every_import_follows_the_layer_table():
       target = _package_of(imported)
       if target is None or target == source:
         continue
-      if target not in ALLOWED[source] and target != "version":
+      if target not in ALLOWED[source] and target not in EVERYONES:
         violations.append(f"{path.relative_to(ROOT)}:{line} ({source}) imports {imported} "
                           f"({target})")
   assert not violations, "imports against the layer table:\n" + "\n".join(violations)
@@ -88,7 +91,7 @@ def test_every_import_follows_the_layer_table():
 
 def test_the_layer_table_has_no_cycle_and_covers_every_package():
   packages = {p.name for p in (ROOT / "prosocial_jax").iterdir()
-              if p.is_dir() and (p / "__init__.py").exists()} | {"version"}
+              if p.is_dir() and (p / "__init__.py").exists()} | set(EVERYONES)
   assert packages <= set(ALLOWED), f"packages missing from the table: {packages - set(ALLOWED)}"
   visiting, done = set(), set()
 

@@ -48,6 +48,12 @@ def test_quickstart_trains_evaluates_checkpoints_and_resumes(tmp_path):
   assert (model_dir / "vocabulary" / "prosocial_sample.model").exists()
   assert glob.glob(str(model_dir / "train" / "events.out.tfevents.*"))
   assert (model_dir / "inference_eval" / "prosocial_dialog_canary-metrics.jsonl").exists()
+  # The evaluation's record and report, as `python -m prosocial_jax.eval` writes them.
+  record = json.loads((model_dir / "eval" /
+                       "prosocial_dialog_canary-validation-step4.json").read_text())
+  assert record["step"] == 4 and record["num_examples"] > 0
+  assert record["metrics"]["prosocial_dialog_canary"]["safety_accuracy"] is not None
+  assert "Evaluation of step 4" in (model_dir / "report" / "index.html").read_text()
 
   # Resumes, then evaluates with int8-packed decoder-step weights.
   second = _train(model_dir, "--gin.TRAIN_STEPS=6", "--gin.train.log_every=2",
@@ -57,6 +63,9 @@ def test_quickstart_trains_evaluates_checkpoints_and_resumes(tmp_path):
   assert "step 6/6" in second.stdout and "step 2/6" not in second.stdout
   assert (model_dir / "checkpoint_6").exists()
   assert "(decoder steps with int8 weights)" in second.stdout
+  step6 = json.loads((model_dir / "eval" /
+                      "prosocial_dialog_canary-validation-step6.json").read_text())
+  assert step6["decode_weights"] == "int8"
   assert "eval prosocial_dialog_canary/validation:" in second.stdout
 
   other_shape = _train(model_dir, "--gin.TRAIN_STEPS=8", "--gin.t5_1_1_config.emb_dim=64",

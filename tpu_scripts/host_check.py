@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 PACKAGES = ("jax", "jaxlib", "libtpu", "libtpu-nightly", "flax", "optax", "orbax-checkpoint",
-            "tensorflow", "seqio", "tensorboardX", "google-cloud-storage", "prosocial_jax")
+            "tensorflow", "seqio", "prosocial_jax")
 
 
 def versions() -> dict[str, str]:

@@ -7,8 +7,7 @@ On every host, in --remote_dir (default ~/prosocial_jax):
            or cloned from --repo_url; code/COMMIT names it
   .venv/   Python 3.11 (the runtime images ship 3.10; uv fetches 3.11) with
            `pip install -e "code[tpu]"` and jax / jaxlib pinned to --jax_version
-           (default: the version installed here), google-cloud-storage (TensorBoard
-           events on gs://), plus --constraints if given
+           (default: the version installed here), plus --constraints if given
   jobs/    the jobs' logs (launch.py)
 Then, after freeing the chips, every host runs tpu_scripts/host_check.py at once and
 the hosts' reports are compared: each must see all hosts (process 0..n-1 of n — not n
@@ -35,9 +34,6 @@ from tpu_scripts import gcloud, remote
 from tpu_scripts.gcloud import Runner, SliceShape, Target, UserError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-# TensorBoard events under a gs:// MODEL_DIR are written by tensorboardX, which needs
-# google-cloud-storage for gs:// (no extra of the project declares it yet).
-GCS_CLIENT = "google-cloud-storage>=2.14,<4"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -113,7 +109,7 @@ def install_script(remote_dir: str, sha: str, *, archive: str | None, repo_url: 
     fetch = (f'git clone --quiet {q(repo_url)} "$ROOT/code.new"\n'
              f'git -C "$ROOT/code.new" checkout --quiet --detach {q(sha)}\n')
   pins = ["-e", '"$ROOT/code[tpu]"', q(f"jax[tpu]=={jax_version}"), q(f"jax=={jax_version}"),
-          q(f"jaxlib=={jax_version}"), q(GCS_CLIENT)]
+          q(f"jaxlib=={jax_version}")]
   if constraints:
     pins += ["-c", q(constraints)]
   if installer == "uv":

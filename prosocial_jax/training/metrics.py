@@ -97,6 +97,38 @@ class MetricSums:
     return means
 
 
+# TensorBoard scalars go through TensorFlow's own summary writer: TensorFlow is a
+# dependency already, and its file system layer writes gs:// (and every path
+# tf.io.gfile knows) itself; tensorboardX, used before, needed google-cloud-storage
+# for gs:// and failed without it.
+class ScalarWriter:
+  """Event files in `logdir`, one scalar at a time; `close()` flushes them.
+
+  Scalars are written as TensorBoard's scalars plugin stores them (a float32
+  tensor tagged with the plugin's name), through `tf.summary.write`, which,
+  unlike `tf.summary.scalar`, does not need the tensorboard package installed.
+  """
+
+  def __init__(self, logdir: str):
+    import tensorflow as tf
+    from tensorflow.core.framework import summary_pb2
+    self._tf = tf
+    self._writer = tf.summary.create_file_writer(logdir)
+    self._metadata = summary_pb2.SummaryMetadata(
+        plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars"))
+
+  def add_scalar(self, tag: str, value: float, step: int) -> None:
+    with self._writer.as_default():
+      self._tf.summary.write(tag, self._tf.constant(float(value), self._tf.float32),
+                             step=int(step), metadata=self._metadata)
+
+  def flush(self) -> None:
+    self._writer.flush()
+
+  def close(self) -> None:
+    self._writer.close()
+
+
 class MetricsWriter:
   """TensorBoard scalars and `metrics.jsonl`, from process 0 only.
 
@@ -111,8 +143,7 @@ class MetricsWriter:
     self._board = None
     self._lines: list[str] = []
     if self._enabled:
-      from tensorboardX import SummaryWriter
-      self._board = SummaryWriter(os.path.join(model_dir, "train"))
+      self._board = ScalarWriter(os.path.join(model_dir, "train"))
       if tf.io.gfile.exists(self._jsonl):
         with tf.io.gfile.GFile(self._jsonl) as f:
           self._lines = [line for line in f.read().splitlines()

@@ -27,6 +27,7 @@ from prosocial_jax.checkpoints.assets import record_vocabulary, write_text
 from prosocial_jax.checkpoints.compatibility import param_shapes, vocabulary_record
 from prosocial_jax.checkpoints.integrity import ResumeSearch, remove_unfinished_saves
 from prosocial_jax.checkpoints.manager import Checkpointer
+from prosocial_jax.evaluation import records
 from prosocial_jax.evaluation.evaluator import SeqioEvaluation, eval_log_dir
 from prosocial_jax.evaluation.perplexity import ValidationPerplexity
 from prosocial_jax.evaluation.run import evaluate
@@ -305,6 +306,8 @@ def train(*,
   if end_evaluation is not None:
     eval_metrics = evaluate(model, state.params, mesh, rules, end_evaluation, step=final_step,
                             decode_weights=eval_decode_weights)
+    _record_and_report(model_dir, end_evaluation, final_step, eval_metrics,
+                       eval_decode_weights)
     end_evaluation.close()
     for task, values in eval_metrics.items():
       writer.write(final_step, {f"eval/{task}/{k}": v for k, v in values.items()})
@@ -321,10 +324,30 @@ def _decode_metrics(eval_name, lengths, batch_size, split, loop) -> dict:
   evaluation = SeqioEvaluation(eval_name, lengths, batch_size, split=split,
                                log_dir=eval_log_dir(loop.model_dir))
   try:
-    return evaluate(loop.model, loop.state.params, loop.mesh, loop.rules, evaluation,
-                    step=loop.step)
+    results = evaluate(loop.model, loop.state.params, loop.mesh, loop.rules, evaluation,
+                       step=loop.step)
+    _record_and_report(loop.model_dir, evaluation, loop.step, results)
   finally:
     evaluation.close()
+  return results
+
+
+def _record_and_report(model_dir: str, evaluation: SeqioEvaluation, step: int, results,
+                       decode_weights: str | None = None) -> None:
+  """The evaluation's JSON record and report, as `python -m prosocial_jax.eval` writes them."""
+  if jax.process_index() != 0:
+    return
+  path = records.record_path(model_dir, evaluation.mixture_or_task_name, evaluation.split, step)
+  records.write_record(path, records.make_record(
+      results, model_dir=model_dir, step=int(step),
+      mixture_or_task_name=evaluation.mixture_or_task_name, split=evaluation.split,
+      num_examples=evaluation.num_examples,
+      task_feature_lengths=evaluation.task_feature_lengths,
+      batch_size=evaluation.batch_size, decode_weights=decode_weights,
+      predictions=eval_log_dir(model_dir), code=version.code_record()))
+  report = records.write_report(model_dir, path)
+  logger.info("Evaluation of step %d recorded in %s%s.", step, path,
+              f"; report: {report}" if report else "")
 
 
 def build_actions(loop, *, optimizer, log_every, checkpoint_every, keep_best, eval_every,

@@ -1,7 +1,7 @@
 """TensorBoard scalars land in event files on any file system TensorFlow knows."""
 import tensorflow as tf
 
-from prosocial_jax.tensorboard import ScalarWriter
+from prosocial_jax.training.metrics import ScalarWriter
 
 
 def read_scalars(logdir):
