@@ -182,3 +182,16 @@ def test_no_code_path_can_unpickle_an_arbitrary_object():
   # The scan sees the calls it guards: the two torch.load calls of hf_weights.py.
   loads = [(p, n.lineno) for p, t in _sources() for name, _, n in _calls(t) if name == "torch.load"]
   assert [str(p) for p, _ in loads] == ["prosocial_jax/checkpoints/importers/hf_weights.py"] * 2
+
+
+def test_a_vocabulary_path_never_writes_outside_model_dir(tmp_path):
+  # The vocabulary named by a config or a checkpoint is copied in by its base name only.
+  from prosocial_jax.checkpoints.assets import record_vocabulary
+  source = tmp_path / "elsewhere" / "spm.model"
+  source.parent.mkdir()
+  source.write_bytes(b"vocabulary")
+  sneaky = str(tmp_path / "elsewhere" / ".." / "elsewhere" / "spm.model")
+  copied = record_vocabulary(str(tmp_path / "run"), sneaky)
+  assert copied == str(tmp_path / "run" / "vocabulary" / "spm.model")
+  assert sorted(p.name for p in tmp_path.iterdir()) == ["elsewhere", "run"]
+  assert (tmp_path / "run" / "vocabulary" / "spm.model").read_bytes() == b"vocabulary"
