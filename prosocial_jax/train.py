@@ -42,6 +42,18 @@ def _user_errors() -> tuple[type[Exception], ...]:
           InitialCheckpointError, CheckpointImportError, NonFiniteError)
 
 
+def _check_task_name() -> None:
+  """An unknown MIXTURE_OR_TASK_NAME fails here, naming the nearest registered ones."""
+  import gin
+  import tasks
+  try:
+    name = gin.query_parameter("%MIXTURE_OR_TASK_NAME")
+  except ValueError:  # a config without the macro: the trainer's own checks apply
+    return
+  if isinstance(name, str):
+    tasks.get_mixture_or_task(name)
+
+
 def _train(trainer) -> None:
   with user_errors.exit_on(_user_errors()):
     trainer.train()
@@ -69,8 +81,9 @@ def main(argv=None) -> None:
   from prosocial_jax.training import trainer  # noqa: F401
   from prosocial_jax import models  # noqa: F401  (registers model configurables)
   from prosocial_jax.partitioning import distributed
-  with user_errors.exit_on():  # a gin typo or a missing gin file: a message, no traceback
+  with user_errors.exit_on():  # a gin typo, a missing gin file, an unknown task: a message
     gin_utils.parse_gin(gin_files, bindings, search_paths)
+    _check_task_name()
   # Before any JAX computation; gin may hold the coordinator settings.
   distributed.initialize_from_environment()
   try:

@@ -397,3 +397,18 @@ def test_infer_reports_an_empty_input_with_status_2(tmp_path, capsys):
                 f"--output={tmp_path / 'out.jsonl'}"])
   assert stop.value.code == 2
   assert f"error: input {source} is empty" in capsys.readouterr().err
+
+
+def test_train_names_an_unknown_task_before_it_builds_anything():
+  import gin
+  from prosocial_jax import train
+  gin.clear_config()
+  try:
+    gin.parse_config("MIXTURE_OR_TASK_NAME = 'prosocial_dialog_canray'")
+    with pytest.raises(tasks.UnknownTaskError, match="Nearest: prosocial_dialog_canary"):
+      train._check_task_name()
+    gin.clear_config()
+    gin.parse_config("MIXTURE_OR_TASK_NAME = 'prosocial_dialog_canary'")
+    train._check_task_name()  # a registered name passes
+  finally:
+    gin.clear_config()
