@@ -144,7 +144,7 @@ def test_every_gin_file_resolves(path):
   # What train() checks before anything else (e.g. early stopping needs eval_every).
   trainer._check_settings(**{name: args[name] for name in (
       "eval_decode_weights", "eval_every", "early_stopping_patience", "keep_best",
-      "reduce_on_plateau", "microbatches", "batch_size")})
+      "reduce_on_plateau", "microbatches", "batch_size", "on_nonfinite")})
 
 
 def test_a_recipe_resolves_by_its_short_name_too():
