@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import flax.linen as nn
 
-from prosocial_jax.models import layers
+from prosocial_jax.models import attention
 
 
 class EncoderDecoder(nn.Module):
@@ -30,7 +30,7 @@ class EncoderDecoder(nn.Module):
   def encode(self, encoder_input_tokens, encoder_segment_ids=None, encoder_positions=None,
              enable_dropout=True):
     """[batch, input_len] tokens (0 = padding) -> [batch, input_len, embed] encodings."""
-    mask = layers.make_encoder_mask(encoder_input_tokens, encoder_segment_ids)
+    mask = attention.make_encoder_mask(encoder_input_tokens, encoder_segment_ids)
     return self.encoder(encoder_input_tokens, mask, encoder_positions,
                         deterministic=not enable_dropout)
 
@@ -44,9 +44,9 @@ class EncoderDecoder(nn.Module):
     self-attention is causal over the cache and target padding is ignored; the
     decoder keeps `cache/decode_index` (the position of the next token,
     `blocks.advance_decode_index`) and every layer's KV cache
-    (`layers.MultiHeadAttention`).
+    (`attention.MultiHeadAttention`).
     """
-    decoder_mask, cross_mask = layers.make_decoder_masks(
+    decoder_mask, cross_mask = attention.make_decoder_masks(
         encoder_input_tokens, decoder_input_tokens, decoder_target_tokens, encoder_segment_ids,
         decoder_segment_ids, decode=decode)
     return self.decoder(

@@ -34,7 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from prosocial_jax.models import blocks, encdec, layers, precision, stack
+from prosocial_jax.models import attention, blocks, encdec, layers, precision, stack
 from prosocial_jax.models.t5.config import T5Config
 
 Array = jax.Array
@@ -72,7 +72,7 @@ class _Block(blocks.Block):
 
   def attention(self, name, cross_attention=False):
     cfg = self.config
-    return layers.MultiHeadAttention(
+    return attention.MultiHeadAttention(
         num_heads=cfg.num_heads, head_dim=cfg.head_dim, dtype=cfg.activation_dtype,
         dropout_rate=cfg.dropout_rate, cross_attention=cross_attention,
         dot_general=self.dot_general, name=name)
