@@ -108,6 +108,11 @@ class Seq2SeqTool:
 
   # --- The model ---------------------------------------------------------------------------
 
+  def _parsed(self, texts: Sequence[str], decode: Decode, progress: Progress) -> list:
+    """Each text's prediction through the subclass's `parse` (its output type)."""
+    return [self.parse(p, t) for p, t in
+            zip(self.predict(texts, decode=decode, progress=progress), texts)]
+
   def predict(self, texts: Sequence[str], *, decode: Decode = None,
               progress: Progress = None) -> list[str]:
     """The decoded output (SeqIO's decoding, stripped) for each input text."""
@@ -191,8 +196,7 @@ class Canary(Seq2SeqTool):
     if isinstance(contexts, str):
       contexts = [contexts]
     texts = [self.inputs_text(c) for c in contexts]
-    return [self.parse(p, t) for p, t in
-            zip(self.predict(texts, decode=decode, progress=progress), texts)]
+    return self._parsed(texts, decode, progress)
 
   @staticmethod
   def parse(prediction: str, inputs: str = "") -> CanaryOutput:
@@ -225,8 +229,7 @@ class Prost(Seq2SeqTool):
       raise ValueError(f"{len(histories)} histories but {len(rots)} RoT lists")
     texts = [self.inputs_text(h, None if rots is None else rots[i])
              for i, h in enumerate(histories)]
-    return [self.parse(p, t) for p, t in
-            zip(self.predict(texts, decode=decode, progress=progress), texts)]
+    return self._parsed(texts, decode, progress)
 
   @staticmethod
   def parse(prediction: str, inputs: str = "") -> ProstOutput:
