@@ -97,6 +97,13 @@ class Target:
     return ["--zone", self.zone, "--project", self.project]
 
 
+def add_job_args(parser, *, accelerator_type: bool = True) -> None:
+  """--job (default: the newest) and, for commands that address every host, --accelerator_type."""
+  parser.add_argument("--job", default="latest", help="the job's name (default: the newest)")
+  if accelerator_type:
+    parser.add_argument("--accelerator_type", help="the slice's type (default: described)")
+
+
 def add_target_args(parser: argparse.ArgumentParser, tpu_required: bool = True) -> None:
   group = parser.add_argument_group("slice")
   group.add_argument("--tpu", required=tpu_required,

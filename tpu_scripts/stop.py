@@ -24,7 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
   parser = argparse.ArgumentParser(description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
   gcloud.add_target_args(parser)
-  parser.add_argument("--job", default="latest", help="the job's name (default: the newest)")
+  gcloud.add_job_args(parser, accelerator_type=False)
   parser.add_argument("--grace_s", type=int, default=30,
                       help="seconds between SIGTERM and SIGKILL (default %(default)s)")
   return parser

