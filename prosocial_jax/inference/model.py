@@ -30,7 +30,8 @@ import jax.numpy as jnp
 from prosocial_jax.inference.beam_search import beam_search
 from prosocial_jax.inference.decoding import greedy_decode, sample_decode
 from prosocial_jax.inference.packed_weights import WEIGHT_FORMATS, pack_params
-from prosocial_jax.models.losses import cross_entropy_loss, token_log_likelihoods
+from prosocial_jax.models.losses import (correct_predictions, cross_entropy_loss,
+                                         token_log_likelihoods)
 from prosocial_jax.models.registry import build_module
 
 Array = jax.Array
@@ -105,7 +106,7 @@ class EncoderDecoderModel:
     loss_sum, z_sum, num_tokens = cross_entropy_loss(
         logits, targets, weights, z_loss=self.z_loss, label_smoothing=self.label_smoothing)
     denominator = jnp.maximum(num_tokens, 1.0)
-    correct = jnp.sum((jnp.argmax(logits, -1) == targets) * weights)
+    correct = correct_predictions(logits, targets, weights)
     return loss_sum / denominator, {"z_loss": z_sum / denominator, "num_tokens": num_tokens,
                                     "correct": correct}
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from prosocial_jax.models.losses import token_log_likelihoods
-from prosocial_jax.models.losses import cross_entropy_loss
+from prosocial_jax.models.losses import correct_predictions, cross_entropy_loss
 
 
 def test_token_log_likelihoods_match_log_softmax():
@@ -46,3 +46,60 @@ def test_label_smoothing_moves_loss_towards_uniform_cross_entropy():
   smoothed, _, _ = cross_entropy_loss(logits, target, jnp.ones((1, 1)), label_smoothing=0.1)
   uniform = -jnp.mean(jax.nn.log_softmax(logits))
   assert float(smoothed) == pytest.approx(0.9 * float(plain) + 0.1 * float(uniform), rel=1e-6)
+
+
+def _reference_loss(logits, targets, weights, z_loss, label_smoothing):
+  """The formula, differentiated by JAX's own autodiff."""
+  log_probs = jax.nn.log_softmax(logits.astype(jnp.float32))
+  log_z = jax.nn.logsumexp(logits.astype(jnp.float32), -1)
+  nll = -jnp.take_along_axis(log_probs, targets[..., None], -1)[..., 0]
+  nll = (1 - label_smoothing) * nll - label_smoothing * jnp.mean(log_probs, -1)
+  return jnp.sum((nll + z_loss * log_z ** 2) * weights)
+
+
+@pytest.mark.parametrize("z_loss, label_smoothing", [(0.0, 0.0), (1e-2, 0.0), (0.0, 0.1),
+                                                     (1e-2, 0.1)])
+def test_cross_entropy_gradient_equals_autodiff_of_the_formula(z_loss, label_smoothing):
+  logits = 3 * jax.random.normal(jax.random.key(2), (2, 5, 13))
+  targets = jax.random.randint(jax.random.key(3), (2, 5), 0, 13)
+  weights = jnp.array([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]], jnp.float32)
+  ours = jax.grad(lambda x: cross_entropy_loss(x, targets, weights, z_loss, label_smoothing)[0])
+  reference = jax.grad(lambda x: _reference_loss(x, targets, weights, z_loss, label_smoothing))
+  np.testing.assert_allclose(ours(logits), reference(logits), rtol=1e-5, atol=1e-6)
+  assert float(jnp.abs(ours(logits)[0, 3:]).max()) == 0.0  # padding gets no gradient
+  np.testing.assert_allclose(cross_entropy_loss(logits, targets, weights, z_loss, label_smoothing)[0],
+                             _reference_loss(logits, targets, weights, z_loss, label_smoothing),
+                             rtol=1e-6)
+
+
+def test_cross_entropy_gradient_of_bf16_logits_is_bf16():
+  logits = jax.random.normal(jax.random.key(4), (1, 3, 7)).astype(jnp.bfloat16)
+  targets = jnp.array([[1, 2, 3]])
+  grad = jax.grad(lambda x: cross_entropy_loss(x, targets, jnp.ones((1, 3)))[0])(logits)
+  assert grad.dtype == jnp.bfloat16
+  reference = jax.grad(lambda x: _reference_loss(x, targets, jnp.ones((1, 3)), 0.0, 0.0))(logits)
+  np.testing.assert_allclose(grad.astype(np.float32), reference.astype(np.float32), atol=1e-2)
+
+
+def test_the_z_loss_sum_is_differentiable_too():
+  logits = jax.random.normal(jax.random.key(5), (1, 2, 6))
+  targets, weights = jnp.array([[0, 4]]), jnp.ones((1, 2))
+  ours = jax.grad(lambda x: cross_entropy_loss(x, targets, weights, z_loss=0.5)[1])(logits)
+  reference = jax.grad(lambda x: 0.5 * jnp.sum(jax.nn.logsumexp(x, -1) ** 2))(logits)
+  np.testing.assert_allclose(ours, reference, rtol=1e-5, atol=1e-7)
+
+
+def test_correct_predictions_counts_weighted_argmax_hits():
+  logits = jax.random.normal(jax.random.key(6), (4, 9, 50))
+  targets = jax.random.randint(jax.random.key(7), (4, 9), 0, 50)
+  targets = targets.at[:, :4].set(jnp.argmax(logits, -1)[:, :4])  # some hits
+  weights = (jnp.arange(9) < 7).astype(jnp.float32)[None].repeat(4, 0)
+  expected = np.sum((np.argmax(logits, -1) == targets) * weights)
+  assert expected >= 16  # the four rows' first four positions, at least
+  assert float(correct_predictions(logits, targets, weights)) == expected
+
+
+def test_a_tie_for_the_highest_logit_counts_as_correct():
+  logits = jnp.array([[[1.0, 3.0, 3.0, 0.0]]])
+  assert float(correct_predictions(logits, jnp.array([[2]]), jnp.ones((1, 1)))) == 1.0
+  assert float(correct_predictions(logits, jnp.array([[3]]), jnp.ones((1, 1)))) == 0.0

@@ -37,7 +37,9 @@ def test_gradient_accumulation_gives_the_big_batch_update():
   (reference, loss), *accumulated = results
   for params_k, loss_k in accumulated:
     assert loss_k == pytest.approx(loss, abs=1e-5)
-    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-5), reference, params_k)
+    # Adam divides by |g|: a gradient near 0 turns the summation order's last-bit
+    # differences into ~1e-5 of parameter (a wrong weighting moves them by ~1e-2).
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=3e-5), reference, params_k)
   with pytest.raises(ValueError, match="does not divide"):
     jax.jit(make_train_step(model, optimizer, microbatches=3))(
         TrainState.create(params, optimizer), batch, jax.random.key(1))
