@@ -24,6 +24,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from prosocial_jax import host_memory
+
 
 def main():
   p = argparse.ArgumentParser()
@@ -121,4 +123,5 @@ def nn_unbox(tree):
 
 
 if __name__ == "__main__":
+  host_memory.reexec_with_hugepages()  # as the train / eval commands do
   main()

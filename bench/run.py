@@ -23,6 +23,11 @@ measured in the same run (`matmul_peak.py`, torch and jax, before and after the
 rounds, the higher of each dtype). `--json` writes the table with the headline
 ratios as top-level keys: `train_vs_peer_best` and `decode_vs_peer` (our best
 setting's), and `input_vs_train_step` (pipeline batches/s x our best s/step).
+
+Every process, ours and the peer's, runs with the host malloc our commands use
+by default (`prosocial_jax.host_memory`: transparent huge pages where the kernel
+offers them; PROSOCIAL_JAX_HUGEPAGES=0 measures both sides without). The peer's
+bf16 step gains from it as much as ours, so it is given to both.
 """
 from __future__ import annotations
 
@@ -35,6 +40,8 @@ import statistics
 import subprocess
 import sys
 import time
+
+from prosocial_jax import host_memory
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SHAPE = ["--size", "small", "--batch", "8", "--inputs-len", "128"]
@@ -61,10 +68,20 @@ def cpu_description() -> dict:
   return {"cpu": model, "cores": os.cpu_count(), "flags": wanted}
 
 
+def child_environment() -> dict[str, str]:
+  """The environment of every benchmark process, ours and the peer's alike."""
+  if host_memory.hugepages_wanted(os.environ, host_memory.glibc_version(), host_memory.thp_mode()):
+    return host_memory.with_tunable(os.environ)
+  return dict(os.environ)
+
+
+CHILD_ENV = child_environment()
+
+
 def results(cmd: list[str], timeout: float = 1800) -> list[dict]:
   """The `RESULT {json}` lines of one benchmark process; its stderr tail on failure."""
   print("$ " + " ".join(cmd), file=sys.stderr, flush=True)
-  done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+  done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=CHILD_ENV)
   found = [json.loads(line[len("RESULT "):]) for line in done.stdout.splitlines()
            if line.startswith("RESULT ")]
   if done.returncode or not found:
@@ -163,7 +180,8 @@ def print_table(report: dict) -> None:
   print(f"# {report['date']} · {report['cpu']} · {report['cores']} cores · flags "
         f"{' '.join(report['flags'])} · {report['rounds']} round(s)")
   print(f"# matmul peak GFLOP/s (this run): fp32 {report['peaks']['fp32']:.0f}, "
-        f"bf16 {report['peaks']['bf16']:.0f}; command: {report['command']}")
+        f"bf16 {report['peaks']['bf16']:.0f}; GLIBC_TUNABLES (both sides): "
+        f"{report['glibc_tunables'] or 'none'}; command: {report['command']}")
   print("| contender | median | min | max | unit | vs peer (best setting) | MFU |")
   print("|---|---|---|---|---|---|---|")
   for name, row in report["rows"].items():
@@ -208,6 +226,7 @@ def main(argv=None):
 
   report = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             **cpu_description(), "rounds": rounds_wanted, "peaks": peaks,
+            "glibc_tunables": CHILD_ENV.get("GLIBC_TUNABLES", ""),
             "command": "python bench/run.py " + " ".join(argv if argv is not None else sys.argv[1:]),
             "seconds": round(time.time() - started), **summarise(rounds, peaks, pipeline)}
   print_table(report)

@@ -30,6 +30,7 @@ import flax.linen as nn
 import jax
 import numpy as np
 
+from prosocial_jax import host_memory
 from prosocial_jax.inference.model import EncoderDecoderModel
 from prosocial_jax.models import prost_config, t5_1_0_config, t5_1_1_config
 from prosocial_jax.training import flops, optimizers
@@ -132,4 +133,5 @@ def peak_memory_gib():
 
 
 if __name__ == "__main__":
+  host_memory.reexec_with_hugepages()  # as the train / eval commands do
   main()

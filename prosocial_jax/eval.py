@@ -36,7 +36,7 @@ from typing import Any, Mapping, Sequence
 
 import gin
 
-from prosocial_jax import gin_utils, user_errors
+from prosocial_jax import gin_utils, host_memory, user_errors
 
 logger = logging.getLogger("prosocial_jax")
 
@@ -265,4 +265,5 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
+  host_memory.reexec_with_hugepages()  # before JAX is imported
   main()

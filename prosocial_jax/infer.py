@@ -37,7 +37,7 @@ from typing import Any, Sequence
 
 from etils import epath
 
-from prosocial_jax import decode_flags, user_errors
+from prosocial_jax import decode_flags, host_memory, user_errors
 
 
 def _positive(text: str) -> int:
@@ -239,4 +239,5 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
+  host_memory.reexec_with_hugepages()  # before JAX is imported
   main()

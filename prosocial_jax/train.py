@@ -7,7 +7,7 @@ import os
 import sys
 import traceback
 
-from prosocial_jax import gin_utils, user_errors
+from prosocial_jax import gin_utils, host_memory, user_errors
 
 
 class _DropGinProbes(logging.Filter):
@@ -76,6 +76,7 @@ def main(argv=None) -> None:
   gin_files, bindings, search_paths = gin_utils.parse_args(
       sys.argv[1:] if argv is None else argv, entry="train")
   setup_logging()
+  logging.getLogger("prosocial_jax").info(host_memory.describe())
   # Import after logging is set up: these pull in TF, seqio and the gin configurables.
   import jax
   from prosocial_jax.training import trainer  # noqa: F401
@@ -98,4 +99,5 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
+  host_memory.reexec_with_hugepages()  # before JAX is imported
   main()

@@ -92,3 +92,20 @@ def test_run_table_ratios_are_per_round_against_the_peers_best_setting():
   assert report["rows"]["train: ours, f32"]["mfu"] == pytest.approx(1 / 1.6 / 100.0)
   assert report["decode_vs_peer"] == pytest.approx(2.5)  # 3.0, 1.0, 2.5
   assert report["input_vs_train_step"] == pytest.approx(20.0 * 0.6)
+
+
+def test_run_gives_ours_and_the_peer_one_environment(monkeypatch):
+  run = load("run")
+  seen = []
+  monkeypatch.setattr(run.subprocess, "run",
+                      lambda cmd, **kw: seen.append(kw["env"]) or run.subprocess.CompletedProcess(
+                          cmd, 0, stdout='RESULT {"x": 1}\n', stderr=""))
+  assert run.results(["peer"]) == run.results(["ours"]) == [{"x": 1}]
+  assert seen[0] is seen[1] is run.CHILD_ENV
+  monkeypatch.setenv("PROSOCIAL_JAX_HUGEPAGES", "1")
+  monkeypatch.delenv("GLIBC_TUNABLES", raising=False)
+  forced = run.child_environment()
+  glibc = run.host_memory.glibc_version()
+  assert ("glibc.malloc.hugetlb=1" in forced.get("GLIBC_TUNABLES", "")) == (glibc >= (2, 35))
+  monkeypatch.setenv("PROSOCIAL_JAX_HUGEPAGES", "0")
+  assert "GLIBC_TUNABLES" not in run.child_environment()
