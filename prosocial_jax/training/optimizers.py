@@ -14,6 +14,7 @@ from typing import Any, Callable
 import gin
 import optax
 
+from prosocial_jax.training import adafactor as adafactor_links
 from prosocial_jax.training import schedules  # noqa: F401 (registers the schedules with gin)
 
 
@@ -65,9 +66,10 @@ def adafactor(learning_rate=gin.REQUIRED,
               decay_rate: float = 0.8,
               clipping_threshold: float = 1.0,
               factored: bool = True) -> Optimizer:
-  """Adafactor as T5X runs it by default (factored second moments, no momentum)."""
+  """Adafactor as T5X runs it by default (factored second moments, no momentum):
+  `optax.adafactor`'s update and state, computed as `training/adafactor.py` does."""
   schedule = _schedule(learning_rate)
-  return Optimizer(optax.adafactor(schedule, decay_rate=decay_rate,
-                                   clipping_threshold=clipping_threshold,
-                                   multiply_by_parameter_scale=True, factored=factored),
+  return Optimizer(adafactor_links.adafactor(schedule, decay_rate=decay_rate,
+                                             clipping_threshold=clipping_threshold,
+                                             factored=factored),
                    schedule)
