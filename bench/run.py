@@ -127,7 +127,7 @@ def one_round(args, peer_python: str, peer_dir: str, peer_first: bool) -> dict:
 
   def ours():
     for r in results([sys.executable, os.path.join(HERE, "train_step_speed.py"), *TRAIN_SHAPE,
-                      *timing, "--modes", "f32", "bf16_fast"]):
+                      *timing, "--modes", "f32", "f32_fast", "bf16_fast"]):
       out[f"train: ours, {r['mode']}"] = r
     for setting in OUR_DECODES:
       for r in results([sys.executable, os.path.join(HERE, "decode_speed.py"), *DECODE_SHAPE,

@@ -9,8 +9,8 @@ The step is the trainer's: `EncoderDecoderModel.loss_fn` differentiated by
 `train_state.TrainState`; the optimizer is Adafactor with T5X's defaults
 (factored, no momentum, decay 0.8, clipping 1.0, parameter scaling), learning
 rate 1e-3 (`--optimizer adam`: the trainer's `adam`, Prost's). Random tokens, one device, median of --steps timed steps after
---warmup. Modes: f32 (float32 / XLA), bf16_xla (flax dtype only), bf16_fast
-(bfloat16 with the custom-VJP matmul). `--family` picks T5 v1.1 / v1.0 or Prost,
+--warmup. Modes: f32 (float32 / XLA), f32_fast (float32 with the custom-VJP matmul),
+bf16_xla (flax dtype only), bf16_fast (bfloat16 with the custom-VJP matmul). `--family` picks T5 v1.1 / v1.0 or Prost,
 `--remat` the layers' rematerialisation policy; on an accelerator the result
 also carries the device's peak memory (`memory_stats()["peak_bytes_in_use"]`).
 
@@ -37,8 +37,8 @@ from prosocial_jax.training import flops, optimizers
 from prosocial_jax.training.steps import make_train_step
 from prosocial_jax.training.train_state import TrainState
 
-MODES = {"f32": ("float32", "xla"), "bf16_xla": ("bfloat16", "xla"),
-         "bf16_fast": ("bfloat16", "bf16_fast")}
+MODES = {"f32": ("float32", "xla"), "f32_fast": ("float32", "f32_fast"),
+         "bf16_xla": ("bfloat16", "xla"), "bf16_fast": ("bfloat16", "bf16_fast")}
 FAMILIES = {"t5_1_1": t5_1_1_config, "t5_1_0": t5_1_0_config, "prost": prost_config}
 # The published vocabularies (T5's 32128 rows, BlenderBot's 8008); `tiny` has none of its own.
 VOCAB = {"t5_1_1": 32128, "t5_1_0": 32128, "prost": 8008}

@@ -139,3 +139,16 @@ def test_bf16_matmul_vjp_and_fallback():
   np.testing.assert_array_equal(y, jax.lax.dot_general(x, w, dims))
   with pytest.raises(ValueError, match="bf16_fast"):
     micro_t5(matmul="bf16_fast")
+
+
+def test_f32_fast_matmul_gives_xlas_loss_and_grads(plain):
+  # The same float32 products, only laid out for XLA:CPU's fast kernels: equal to rounding.
+  _, params, (loss, grads) = plain
+  fast_loss, fast_grads = loss_and_grads(micro_t5(matmul="f32_fast"), params)
+  np.testing.assert_allclose(fast_loss, loss, rtol=1e-6)
+  assert_trees_close(fast_grads, grads, rtol=1e-4, atol=1e-6)
+  with pytest.raises(ValueError, match="matmul='f32_fast' needs dtype='float32'"):
+    micro_t5(dtype="bfloat16", matmul="f32_fast")
+  with pytest.raises(ValueError, match="operands of one dtype"):
+    precision.fast_einsum("ab,bc->ac", jnp.ones((2, 16)), jnp.ones((16, 2), jnp.bfloat16),
+                          jnp.float32)

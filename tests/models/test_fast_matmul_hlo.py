@@ -1,9 +1,12 @@
-"""The bf16_fast matmul keeps every dot of a train step bf16 x bf16 -> f32.
+"""The fast matmuls keep every dot of a train step on XLA:CPU's fast kernels.
 
 XLA:CPU runs a bf16 dot on its fast path only as bf16 x bf16 -> f32 with
 canonical operands; anything else it silently computes in f32 (precision.py's
-module doc). This reads the optimised HLO of the trainer's step and checks the
-operand and result types of every dot, forward and backward, attention included.
+module doc), and an f32 dot with a transposed operand runs on a slower kernel.
+This reads the optimised HLO of the trainer's step and checks every dot, forward
+and backward, attention included: its operand and result types (bf16_fast) and
+that it contracts the left operand's last and the right operand's first
+non-batch dimension (bf16_fast and f32_fast).
 """
 import dataclasses
 import re
@@ -21,6 +24,10 @@ from prosocial_jax.training.train_state import TrainState
 
 _DOT = re.compile(r"= (\w+)\[[\d,]*\]\{[^}]*\} dot\(%([\w.\-]+), %([\w.\-]+)\)")
 _VALUE = re.compile(r"%([\w.\-]+) = (\w+)\[")
+_SHAPE = re.compile(r"%([\w.\-]+) = \w+\[([\d,]*)\]")
+_DIMS = re.compile(r"dot\(%([\w.\-]+), %[\w.\-]+\)(?:, lhs_batch_dims=\{([\d,]*)\})?, "
+                   r"lhs_contracting_dims=\{([\d,]*)\}(?:, rhs_batch_dims=\{[\d,]*\})?, "
+                   r"rhs_contracting_dims=\{([\d,]*)\}")
 
 
 def dot_types(hlo: str) -> list[tuple[str, str, str]]:
@@ -30,6 +37,19 @@ def dot_types(hlo: str) -> list[tuple[str, str, str]]:
     types = dict(_VALUE.findall(computation))
     found += [(types.get(lhs), types.get(rhs), out) for out, lhs, rhs in _DOT.findall(computation)]
   return found
+
+
+def non_canonical_dots(hlo: str) -> tuple[int, int]:
+  """(dots, dots not contracting lhs's last and rhs's first non-batch dimension)."""
+  dots = bad = 0
+  for computation in re.split(r"\n(?=%?[\w.\-]+ \(|ENTRY)", hlo):
+    ranks = {name: len(dims.split(",")) if dims else 0
+             for name, dims in _SHAPE.findall(computation)}
+    for lhs, lhs_batch, lhs_contracting, rhs_contracting in _DIMS.findall(computation):
+      batch = len(lhs_batch.split(",")) if lhs_batch else 0
+      dots += 1
+      bad += (lhs_contracting != str(ranks[lhs] - 1) or rhs_contracting != str(batch))
+  return dots, bad
 
 
 def step_hlo(config, vocab):
@@ -68,3 +88,14 @@ def test_plain_bf16_dots_are_not_all_on_the_fast_path():
   # The check above can fail: XLA's own bf16 step has other dot types.
   config = t5_1_1_config("tiny", vocab_size=128, dtype="bfloat16", matmul="xla")
   assert set(dot_types(step_hlo(config, 128))) != {("bf16", "bf16", "f32")}
+
+
+@pytest.mark.parametrize("make", [t5_1_1_config, prost_config], ids=["t5_1_1", "prost"])
+def test_every_dot_of_a_fast_step_is_canonical(make):
+  for dtype, matmul in (("float32", "f32_fast"), ("bfloat16", "bf16_fast")):
+    dots, bad = non_canonical_dots(step_hlo(make("tiny", vocab_size=128, dtype=dtype,
+                                                 matmul=matmul), 128))
+    assert dots > 100 and bad == 0, (matmul, dots, bad)
+  # The check can fail: XLA's own f32 step contracts transposed operands (86 of 147 dots).
+  dots, bad = non_canonical_dots(step_hlo(make("tiny", vocab_size=128), 128))
+  assert bad > dots // 3
