@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from prosocial_jax.models import precision
+from prosocial_jax.models import precision, reductions
 from prosocial_jax.models.layers import (Array, DenseGeneral, DotGeneral, DType, Initializer,
                                          attention_kernel_init, constrain)
 
@@ -241,6 +241,8 @@ class MultiHeadAttention(nn.Module):
     if mask is not None:
       attention_bias = jnp.where(mask, 0.0, _MASK_VALUE).astype(jnp.float32)
     if bias is not None:
+      if bias.shape[0] == 1 and query.shape[0] > 1:  # one position bias for the batch:
+        bias = reductions.broadcast_leading(bias, query.shape[0])  # its gradient sums it
       attention_bias = bias if attention_bias is None else attention_bias + bias
 
     if key_t is not None:

@@ -23,6 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from prosocial_jax.models import precision
 from prosocial_jax.models.packed import PackedKernel
 
 Array = jax.Array
@@ -85,8 +86,9 @@ class DenseGeneral(nn.Module):
           "kernel", nn.with_logical_partitioning(self.kernel_init, self.kernel_axes),
           (in_dim, out_dim), jnp.float32)
       kwargs = {} if self.output_dtype is None else {"preferred_element_type": self.output_dtype}
-      y = self.dot_general(x, jnp.asarray(kernel, self.dtype),
-                           (((x.ndim - 1,), (0,)), ((), ())), **kwargs)
+      if not precision.takes_float32_weights(self.dot_general):
+        kernel = jnp.asarray(kernel, self.dtype)
+      y = self.dot_general(x, kernel, (((x.ndim - 1,), (0,)), ((), ())), **kwargs)
     if self.use_bias:
       bias = self.param("bias", nn.with_logical_partitioning(nn.initializers.zeros,
                                                              (self.kernel_axes[1],)),

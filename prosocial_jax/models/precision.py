@@ -68,16 +68,20 @@ def _einsum_f32(spec: str, a: Array, b: Array) -> Array:
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0, 3))
 def fast_einsum(spec: str, a: Array, b: Array, out_dtype) -> Array:
-  """einsum of two operands of one dtype (bf16 or f32), accumulated in f32 and cast
-  to `out_dtype`; its gradients are einsums of that dtype accumulated in f32 too.
-  Every index must appear in two of the three terms, or in all three (batch indices)."""
+  """einsum of `a` (bf16 or f32) and `b`, in `a`'s dtype, accumulated in f32 and cast
+  to `out_dtype`; its gradients are einsums in `a`'s dtype accumulated in f32 too.
+  `b` may be a float32 weight with a bf16 `a`: it is cast for the products, and its
+  gradient leaves the f32 accumulator as it is (no round trip through bf16: one
+  pass less over every weight gradient, and no bf16 rounding of it). Every index
+  must appear in two of the three terms, or in all three (batch indices)."""
   lhs, rhs, out = _parse(spec)
   for c in set(lhs + rhs + out):
     if (c in lhs) + (c in rhs) + (c in out) < 2:
       raise ValueError(f"fast_einsum: index {c!r} of {spec!r} is in one term only")
-  if a.dtype != b.dtype:
-    raise ValueError(f"fast_einsum: operands of one dtype, got {a.dtype} and {b.dtype}")
-  return _einsum_f32(spec, a, b).astype(out_dtype)
+  if b.dtype not in (a.dtype, jnp.float32):
+    raise ValueError(f"fast_einsum: b must have a's dtype or float32, got {a.dtype} "
+                     f"and {b.dtype}")
+  return _einsum_f32(spec, a, b.astype(a.dtype)).astype(out_dtype)
 
 
 def _fast_einsum_fwd(spec, a, b, out_dtype):
@@ -89,7 +93,7 @@ def _fast_einsum_bwd(spec, out_dtype, residuals, g):
   a, b = residuals
   lhs, rhs, out = _parse(spec)
   g = g.astype(a.dtype)  # with bf16 operands a bf16 cotangent, as torch autocast has
-  da = _einsum_f32(f"{out},{rhs}->{lhs}", g, b).astype(a.dtype)
+  da = _einsum_f32(f"{out},{rhs}->{lhs}", g, b.astype(a.dtype)).astype(a.dtype)
   db = _einsum_f32(f"{lhs},{out}->{rhs}", a, g).astype(b.dtype)
   return da, db
 
@@ -99,10 +103,11 @@ fast_einsum.defvjp(_fast_einsum_fwd, _fast_einsum_bwd)
 
 def _fast_dot_general(lhs: Array, rhs: Array, dimension_numbers, precision=None,
                       preferred_element_type=None, *, dtype) -> Array:
-  """Drop-in `dot_general` routing `dtype` "[..., K] x [K, N]" products to `fast_einsum`."""
+  """Drop-in `dot_general` routing "[..., K] x [K, N]" products of a `dtype` input and
+  a `dtype` or float32 weight to `fast_einsum`."""
   standard = (rhs.ndim == 2 and tuple(map(tuple, dimension_numbers[0])) == ((lhs.ndim - 1,), (0,))
               and not any(dimension_numbers[1]))
-  if not (standard and lhs.dtype == dtype and rhs.dtype == dtype):
+  if not (standard and lhs.dtype == dtype and rhs.dtype in (dtype, jnp.float32)):
     return lax.dot_general(lhs, rhs, dimension_numbers, precision=precision,
                            preferred_element_type=preferred_element_type)
   out_dtype = jnp.dtype(preferred_element_type or lhs.dtype)
@@ -116,6 +121,11 @@ def _fast_dot_general(lhs: Array, rhs: Array, dimension_numbers, precision=None,
 
 bf16_fast_dot_general = functools.partial(_fast_dot_general, dtype=jnp.bfloat16)
 f32_fast_dot_general = functools.partial(_fast_dot_general, dtype=jnp.float32)
+
+
+def takes_float32_weights(dot_general) -> bool:
+  """Whether `dot_general` wants a layer's float32 kernel uncast (the fast matmuls)."""
+  return dot_general in (bf16_fast_dot_general, f32_fast_dot_general)
 
 
 def attention_einsum_for(dot_general) -> Optional[Callable[..., Array]]:

@@ -8,8 +8,8 @@ that lower better:
   and the mean over the leading axis of a wide matrix (the [512, 32128] output
   layer of T5 small) goes to a reduction XLA:CPU runs ~15x slower than the same
   sum over the last axis (49 vs 3 ms on a 2-core EPYC). Here each mean squares
-  the gradient itself, and a leading-axis sum of a wide matrix is a tree of
-  row-half additions (4 ms).
+  the gradient itself, and a leading-axis sum of a wide matrix is
+  `models.reductions.sum_leading` (4 ms).
 * `scale_by_param_block_rms`: optax's `safe_root_mean_squares` is written to be
   differentiable at 0: it selects a whole copy of the parameter and reduces it a
   second time. An optimizer update is never differentiated, so here it is
@@ -29,20 +29,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-# A leading-axis sum whose rows are at least this long goes through `_sum_leading`.
+from prosocial_jax.models import reductions
+
+# A leading-axis mean whose rows are at least this long goes through `sum_leading`.
 _WIDE_ROW = 8192
-
-
-def _sum_leading(x: jax.Array) -> jax.Array:
-  """sum(x, axis=0), as halves added pairwise (XLA:CPU's own reduction over the
-  leading axis of a wide matrix is the slow one)."""
-  while x.shape[0] > 1:
-    half = x.shape[0] // 2
-    folded = x[:half] + x[half:2 * half]
-    if x.shape[0] % 2:
-      folded = folded.at[0].add(x[-1])
-    x = folded
-  return x[0]
 
 
 def _mean_of_squares(grad: jax.Array, axis: int, epsilon: float) -> jax.Array:
@@ -50,7 +40,7 @@ def _mean_of_squares(grad: jax.Array, axis: int, epsilon: float) -> jax.Array:
   squares = jnp.square(grad) + epsilon
   row = int(np.prod(grad.shape[axis + 1:]))
   if axis == 0 and grad.ndim > 1 and row >= _WIDE_ROW:
-    return _sum_leading(squares) / grad.shape[0]
+    return reductions.sum_leading(squares) / grad.shape[0]
   return jnp.mean(squares, axis=axis)
 
 

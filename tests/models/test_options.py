@@ -149,6 +149,19 @@ def test_f32_fast_matmul_gives_xlas_loss_and_grads(plain):
   assert_trees_close(fast_grads, grads, rtol=1e-4, atol=1e-6)
   with pytest.raises(ValueError, match="matmul='f32_fast' needs dtype='float32'"):
     micro_t5(dtype="bfloat16", matmul="f32_fast")
-  with pytest.raises(ValueError, match="operands of one dtype"):
+  with pytest.raises(ValueError, match="b must have a's dtype or float32"):
     precision.fast_einsum("ab,bc->ac", jnp.ones((2, 16)), jnp.ones((16, 2), jnp.bfloat16),
                           jnp.float32)
+
+
+def test_a_float32_weight_gets_its_gradient_unrounded():
+  # bf16 input, f32 weight: the weight's gradient is the f32 accumulator's, not bf16-rounded.
+  x = jax.random.normal(jax.random.key(0), (64, 32)).astype(jnp.bfloat16)
+  w = jax.random.normal(jax.random.key(1), (32, 24))
+  g = jax.random.normal(jax.random.key(2), (64, 24)).astype(jnp.bfloat16)
+  loss = lambda x, w: jnp.sum(precision.fast_einsum("mk,kn->mn", x, w, jnp.float32) * g)
+  dx, dw = jax.jit(jax.grad(loss, argnums=(0, 1)))(x, w)
+  assert (dx.dtype, dw.dtype) == (jnp.bfloat16, jnp.float32)
+  exact = np.asarray(x, np.float64).T @ np.asarray(g, np.float64)
+  np.testing.assert_allclose(dw, exact, rtol=1e-5, atol=1e-5)
+  assert not np.array_equal(np.asarray(dw), np.asarray(dw.astype(jnp.bfloat16), np.float32))

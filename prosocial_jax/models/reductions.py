@@ -1,0 +1,53 @@
+"""Sums over a leading axis, written so XLA:CPU runs them fast.
+
+XLA:CPU reduces the leading axis of an array with wide rows far slower than the
+same amount of data along the last axis: summing a [512, 32128] matrix over its
+512 rows took 25-49 ms on a 2-core EPYC against 1.6 ms for its last axis, and the
+batch sum of T5 small's eight [8, 6, 128, 128] attention-bias gradients 24.6 ms.
+As a tree of halves added elementwise (XLA fuses it into one loop) the same sums
+take 4 and 0.3 ms. On other backends, whose reductions are fine and whose leading
+axis may be sharded over devices (halving it would move data between them), the
+sums are plain `jnp.sum`.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+
+
+def _on_cpu() -> bool:
+  return jax.default_backend() == "cpu"
+
+
+def sum_leading(x: jax.Array) -> jax.Array:
+  """sum(x, axis=0)."""
+  if not _on_cpu():
+    return jnp.sum(x, axis=0)
+  while x.shape[0] > 1:
+    half = x.shape[0] // 2
+    folded = x[:half] + x[half:2 * half]
+    if x.shape[0] % 2:
+      folded = folded.at[0].add(x[-1])
+    x = folded
+  return x[0]
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
+def broadcast_leading(x: jax.Array, n: int) -> jax.Array:
+  """x [1, ...] -> [n, ...]; its gradient is `sum_leading` of the cotangent."""
+  return jnp.broadcast_to(x, (n,) + x.shape[1:])
+
+
+def _broadcast_fwd(x, n):
+  return broadcast_leading(x, n), None
+
+
+def _broadcast_bwd(n, _, g):
+  del n
+  return (sum_leading(g)[None],)
+
+
+broadcast_leading.defvjp(_broadcast_fwd, _broadcast_bwd)
