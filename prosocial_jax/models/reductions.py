@@ -13,6 +13,7 @@ sums are plain `jnp.sum`.
 from __future__ import annotations
 
 import functools
+from typing import Callable, Optional
 
 import jax
 import jax.numpy as jnp
@@ -22,10 +23,20 @@ def _on_cpu() -> bool:
   return jax.default_backend() == "cpu"
 
 
-def sum_leading(x: jax.Array) -> jax.Array:
-  """sum(x, axis=0)."""
+def sum_leading(x: jax.Array, elementwise: Optional[Callable[[jax.Array], jax.Array]] = None
+                ) -> jax.Array:
+  """sum(elementwise(x), axis=0). `elementwise` is applied to each half of the first
+  level, so XLA fuses it there instead of writing elementwise(x) out whole."""
   if not _on_cpu():
-    return jnp.sum(x, axis=0)
+    return jnp.sum(x if elementwise is None else elementwise(x), axis=0)
+  if elementwise is not None:
+    if x.shape[0] == 1:
+      return elementwise(x)[0]
+    half = x.shape[0] // 2
+    folded = elementwise(x[:half]) + elementwise(x[half:2 * half])
+    if x.shape[0] % 2:
+      folded = folded.at[0].add(elementwise(x[-1]))
+    x = folded
   while x.shape[0] > 1:
     half = x.shape[0] // 2
     folded = x[:half] + x[half:2 * half]

@@ -37,11 +37,11 @@ _WIDE_ROW = 8192
 
 def _mean_of_squares(grad: jax.Array, axis: int, epsilon: float) -> jax.Array:
   """mean(grad**2 + epsilon, axis), the square recomputed inside the reduction."""
-  squares = jnp.square(grad) + epsilon
+  square = lambda g: jnp.square(g) + epsilon
   row = int(np.prod(grad.shape[axis + 1:]))
   if axis == 0 and grad.ndim > 1 and row >= _WIDE_ROW:
-    return reductions.sum_leading(squares) / grad.shape[0]
-  return jnp.mean(squares, axis=axis)
+    return reductions.sum_leading(grad, square) / grad.shape[0]
+  return jnp.mean(square(grad), axis=axis)
 
 
 def _factored_dims(shape, factored: bool, min_dim_size_to_factor: int) -> Optional[tuple[int, int]]:

@@ -13,6 +13,8 @@ def test_sum_leading_is_the_sum(rows):
   x = jax.random.normal(jax.random.key(rows), (rows, 3, 50))
   np.testing.assert_allclose(jax.jit(reductions.sum_leading)(x),
                              np.sum(np.asarray(x, np.float64), 0), rtol=1e-5, atol=1e-5)
+  squares = jax.jit(lambda x: reductions.sum_leading(x, lambda h: h * h + 1.0))(x)
+  np.testing.assert_allclose(squares, np.sum(np.asarray(x, np.float64) ** 2 + 1, 0), rtol=1e-5)
 
 
 def test_sum_leading_is_plain_sum_off_the_cpu(monkeypatch):
