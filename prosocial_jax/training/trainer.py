@@ -33,6 +33,7 @@ from prosocial_jax.evaluation.perplexity import ValidationPerplexity
 from prosocial_jax.evaluation.run import evaluate
 from prosocial_jax.inference.model import EncoderDecoderModel
 from prosocial_jax.inference.packed_weights import WEIGHT_FORMATS
+from prosocial_jax.models import precision
 from prosocial_jax.models.registry import config_to_dict
 from prosocial_jax.partitioning import (MeshShape, batch_sharding, create_mesh,
                                         logical_axis_rules)
@@ -185,6 +186,10 @@ def train(*,
   rules = logical_axis_rules()
   mesh = create_mesh(mesh_shape)
   model = EncoderDecoderModel(model_config, z_loss=z_loss, label_smoothing=label_smoothing)
+  hint = precision.cpu_matmul_hint(getattr(model_config, "matmul", ""),
+                                   getattr(model_config, "dtype", ""), jax.default_backend())
+  if hint:
+    logger.info(hint)
   optimizer = as_optimizer(optimizer)
   dummy = _dummy_batch(batch_size, task_feature_lengths)
   abstract_state, shardings = state_shardings(model, optimizer, dummy, mesh, rules)

@@ -165,3 +165,12 @@ def test_a_float32_weight_gets_its_gradient_unrounded():
   exact = np.asarray(x, np.float64).T @ np.asarray(g, np.float64)
   np.testing.assert_allclose(dw, exact, rtol=1e-5, atol=1e-5)
   assert not np.array_equal(np.asarray(dw), np.asarray(dw.astype(jnp.bfloat16), np.float32))
+
+
+def test_a_cpu_run_on_xla_matmuls_is_told_the_faster_option():
+  hint = precision.cpu_matmul_hint("xla", "float32", "cpu")
+  assert "matmul='f32_fast'" in hint and "--gin.t5_1_1_config.matmul=\"'f32_fast'\"" in hint
+  assert "bf16_fast" in precision.cpu_matmul_hint("xla", "bfloat16", "cpu")
+  assert precision.cpu_matmul_hint("f32_fast", "float32", "cpu") is None
+  assert precision.cpu_matmul_hint("xla", "bfloat16", "gpu") is None
+  assert precision.cpu_matmul_hint("xla", "float16", "cpu") is None
