@@ -68,14 +68,7 @@ def cpu_description() -> dict:
   return {"cpu": model, "cores": os.cpu_count(), "flags": wanted}
 
 
-def child_environment() -> dict[str, str]:
-  """The environment of every benchmark process, ours and the peer's alike."""
-  if host_memory.hugepages_wanted(os.environ, host_memory.glibc_version(), host_memory.thp_mode()):
-    return host_memory.with_tunable(os.environ)
-  return dict(os.environ)
-
-
-CHILD_ENV = child_environment()
+CHILD_ENV = host_memory.environment()  # every benchmark process's, ours and the peer's
 
 
 def results(cmd: list[str], timeout: float = 1800) -> list[dict]:

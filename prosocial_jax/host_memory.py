@@ -71,17 +71,26 @@ def with_tunable(environ: Mapping[str, str]) -> dict[str, str]:
   return env
 
 
+def environment() -> dict[str, str]:
+  """This process's environment, with the tunable added where it is wanted (for the
+  processes a benchmark starts, ours and the peer's alike)."""
+  if hugepages_wanted(os.environ, glibc_version(), thp_mode()):
+    return with_tunable(os.environ)
+  return dict(os.environ)
+
+
 def reexec_with_hugepages() -> None:
   """Re-executes this process with the tunable where it is wanted; else returns.
 
   Call it first thing in a command's `__main__` block, never from a library
   function: it replaces the running process.
   """
-  if not hugepages_wanted(os.environ, glibc_version(), thp_mode()):
-    return
+  env = environment()
+  if env.get("GLIBC_TUNABLES") == os.environ.get("GLIBC_TUNABLES"):
+    return  # nothing to add
   sys.stdout.flush()
   sys.stderr.flush()
-  os.execve(sys.executable, sys.orig_argv, with_tunable(os.environ))
+  os.execve(sys.executable, sys.orig_argv, env)
 
 
 def describe() -> str:

@@ -121,17 +121,18 @@ def _fast_dot_general(lhs: Array, rhs: Array, dimension_numbers, precision=None,
 
 bf16_fast_dot_general = functools.partial(_fast_dot_general, dtype=jnp.bfloat16)
 f32_fast_dot_general = functools.partial(_fast_dot_general, dtype=jnp.float32)
+_FAST_MATMULS = (bf16_fast_dot_general, f32_fast_dot_general)
 
 
 def takes_float32_weights(dot_general) -> bool:
   """Whether `dot_general` wants a layer's float32 kernel uncast (the fast matmuls)."""
-  return dot_general in (bf16_fast_dot_general, f32_fast_dot_general)
+  return dot_general in _FAST_MATMULS
 
 
 def attention_einsum_for(dot_general) -> Optional[Callable[..., Array]]:
   """The attention products' einsum for a model whose projections use `dot_general`:
   `fast_einsum` with a fast matmul, else None (plain `jnp.einsum`, f32 logits)."""
-  return fast_einsum if dot_general in (bf16_fast_dot_general, f32_fast_dot_general) else None
+  return fast_einsum if dot_general in _FAST_MATMULS else None
 
 
 MATMULS: dict[str, Callable[..., Array]] = {

@@ -23,6 +23,13 @@ def _on_cpu() -> bool:
   return jax.default_backend() == "cpu"
 
 
+def _fold(x: jax.Array, f: Callable[[jax.Array], jax.Array]) -> jax.Array:
+  """f(x[:h]) + f(x[h:2h]) (+ f(x[-1]) on the first row when the length is odd)."""
+  half = x.shape[0] // 2
+  folded = f(x[:half]) + f(x[half:2 * half])
+  return folded.at[0].add(f(x[-1])) if x.shape[0] % 2 else folded
+
+
 def sum_leading(x: jax.Array, elementwise: Optional[Callable[[jax.Array], jax.Array]] = None
                 ) -> jax.Array:
   """sum(elementwise(x), axis=0). `elementwise` is applied to each half of the first
@@ -30,19 +37,9 @@ def sum_leading(x: jax.Array, elementwise: Optional[Callable[[jax.Array], jax.Ar
   if not _on_cpu():
     return jnp.sum(x if elementwise is None else elementwise(x), axis=0)
   if elementwise is not None:
-    if x.shape[0] == 1:
-      return elementwise(x)[0]
-    half = x.shape[0] // 2
-    folded = elementwise(x[:half]) + elementwise(x[half:2 * half])
-    if x.shape[0] % 2:
-      folded = folded.at[0].add(elementwise(x[-1]))
-    x = folded
+    x = elementwise(x) if x.shape[0] == 1 else _fold(x, elementwise)
   while x.shape[0] > 1:
-    half = x.shape[0] // 2
-    folded = x[:half] + x[half:2 * half]
-    if x.shape[0] % 2:
-      folded = folded.at[0].add(x[-1])
-    x = folded
+    x = _fold(x, lambda v: v)
   return x[0]
 
 

@@ -104,8 +104,8 @@ def test_run_gives_ours_and_the_peer_one_environment(monkeypatch):
   assert seen[0] is seen[1] is run.CHILD_ENV
   monkeypatch.setenv("PROSOCIAL_JAX_HUGEPAGES", "1")
   monkeypatch.delenv("GLIBC_TUNABLES", raising=False)
-  forced = run.child_environment()
+  forced = run.host_memory.environment()
   glibc = run.host_memory.glibc_version()
   assert ("glibc.malloc.hugetlb=1" in forced.get("GLIBC_TUNABLES", "")) == (glibc >= (2, 35))
   monkeypatch.setenv("PROSOCIAL_JAX_HUGEPAGES", "0")
-  assert "GLIBC_TUNABLES" not in run.child_environment()
+  assert "GLIBC_TUNABLES" not in run.host_memory.environment()
