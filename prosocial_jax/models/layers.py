@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from prosocial_jax.models import precision
+from prosocial_jax.models import precision, reductions
 from prosocial_jax.models.packed import PackedKernel
 
 Array = jax.Array
@@ -156,7 +156,7 @@ class RMSNorm(nn.Module):
                        (x.shape[-1],), jnp.float32)
     x = jnp.asarray(x, jnp.float32)  # statistics in fp32 even for bf16 activations
     y = x * lax.rsqrt(jnp.mean(jnp.square(x), axis=-1, keepdims=True) + self.epsilon)
-    return jnp.asarray(y, self.dtype) * jnp.asarray(scale, self.dtype)
+    return reductions.scale_features(jnp.asarray(y, self.dtype), scale)
 
 
 class LayerNorm(nn.Module):
@@ -174,7 +174,7 @@ class LayerNorm(nn.Module):
     x = jnp.asarray(x, jnp.float32)  # statistics in fp32 even for bf16 activations
     mean = jnp.mean(x, axis=-1, keepdims=True)
     var = jnp.mean(jnp.square(x - mean), axis=-1, keepdims=True)
-    y = (x - mean) * lax.rsqrt(var + self.epsilon) * scale + bias
+    y = reductions.scale_features((x - mean) * lax.rsqrt(var + self.epsilon), scale, bias)
     return jnp.asarray(y, self.dtype)
 
 

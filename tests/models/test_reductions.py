@@ -31,3 +31,35 @@ def test_broadcast_leading_and_its_gradient():
   y, vjp = jax.vjp(lambda x: reductions.broadcast_leading(x, 5), x)
   np.testing.assert_array_equal(y, jnp.broadcast_to(x, (5, 2, 3)))
   np.testing.assert_allclose(vjp(g)[0], jnp.sum(g, 0, keepdims=True), rtol=1e-6)
+
+
+@pytest.mark.parametrize("with_bias", [False, True])
+def test_scale_features_gradients_are_autodiffs_in_float32(with_bias):
+  keys = jax.random.split(jax.random.key(3), 4)
+  x = jax.random.normal(keys[0], (3, 5, 16))
+  scale = jax.random.normal(keys[1], (16,))
+  bias = jax.random.normal(keys[2], (16,)) if with_bias else None
+  g = jax.random.normal(keys[3], (3, 5, 16))
+
+  def formula(x, scale, bias):
+    return x * scale + (0.0 if bias is None else bias)
+
+  ours_y, ours = jax.vjp(reductions.scale_features, x, scale, bias)
+  ref_y, ref = jax.vjp(formula, x, scale, bias)
+  np.testing.assert_array_equal(ours_y, ref_y)
+  for got, want in zip(ours(g), ref(g)):
+    if want is None:
+      assert got is None
+    else:
+      np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_scale_features_keeps_bf16_activations_and_sums_the_scale_gradient_in_float32():
+  x = jax.random.normal(jax.random.key(0), (64, 32, 8)).astype(jnp.bfloat16)
+  scale = jnp.full((8,), 0.5, jnp.float32)
+  y, vjp = jax.vjp(reductions.scale_features, x, scale)
+  dx, dscale = vjp(jnp.ones_like(y))
+  assert y.dtype == dx.dtype == jnp.bfloat16 and dscale.dtype == jnp.float32
+  # 2048 bf16 terms: a bf16 sum would be off by far more than this float32 one
+  want = np.sum(np.asarray(x, np.float64), axis=(0, 1))
+  np.testing.assert_allclose(dscale, want, rtol=1e-5, atol=1e-3)
