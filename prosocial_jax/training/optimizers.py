@@ -12,6 +12,7 @@ import dataclasses
 from typing import Any, Callable
 
 import gin
+import jax.numpy as jnp
 import optax
 
 from prosocial_jax.training import adafactor as adafactor_links
@@ -48,16 +49,25 @@ def adam(learning_rate=gin.REQUIRED,
          b2: float = 0.999,
          eps: float = 1e-8,
          weight_decay: float = 0.0,
-         clip_grad_norm: float | None = None) -> Optimizer:
-  """Adam (AdamW when weight_decay > 0); `learning_rate` a float or a schedule."""
+         clip_grad_norm: float | None = None,
+         mu_dtype: str | None = None) -> Optimizer:
+  """Adam (AdamW when weight_decay > 0); `learning_rate` a float or a schedule.
+
+  `mu_dtype="bfloat16"` keeps the first moment in bf16: a quarter less optimizer
+  and checkpoint memory (Prost 2.7B: 5.4 of 21.6 GB of Adam state). The second
+  moment stays float32: its square-root denominator is what bf16 rounding would
+  upset (optax casts only `mu`)."""
   schedule = _schedule(learning_rate)
+  if mu_dtype is not None and jnp.dtype(mu_dtype) not in (jnp.float32, jnp.bfloat16):
+    raise ValueError(f"adam.mu_dtype must be 'float32' or 'bfloat16', got {mu_dtype!r}")
   parts = []
   if clip_grad_norm:
     parts.append(optax.clip_by_global_norm(clip_grad_norm))
   if weight_decay:
-    parts.append(optax.adamw(schedule, b1=b1, b2=b2, eps=eps, weight_decay=weight_decay))
+    parts.append(optax.adamw(schedule, b1=b1, b2=b2, eps=eps, weight_decay=weight_decay,
+                             mu_dtype=mu_dtype))
   else:
-    parts.append(optax.adam(schedule, b1=b1, b2=b2, eps=eps))
+    parts.append(optax.adam(schedule, b1=b1, b2=b2, eps=eps, mu_dtype=mu_dtype))
   return Optimizer(optax.chain(*parts) if len(parts) > 1 else parts[0], schedule)
 
 

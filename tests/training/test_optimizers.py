@@ -1,4 +1,5 @@
 import jax.numpy as jnp
+import numpy as np
 import optax
 import pytest
 
@@ -36,3 +37,27 @@ def test_optimizers_reduce_a_quadratic(make):
     updates, state = tx.update(grads, state, params)
     params = optax.apply_updates(params, updates)
   assert float(loss(params)) < 0.5 * start
+
+
+@pytest.mark.parametrize("weight_decay", [0.0, 0.01])
+def test_adam_keeps_its_first_moment_in_bf16_when_asked(weight_decay):
+  params = {"w": jnp.linspace(-1.0, 1.0, 12).reshape(4, 3)}
+  grads = {"w": jnp.linspace(0.3, -0.2, 12).reshape(4, 3)}
+  full, half = (adam(learning_rate=1e-2, weight_decay=weight_decay, mu_dtype=d)
+                for d in (None, "bfloat16"))
+  full_state, half_state = full.init(params), half.init(params)
+  for _ in range(3):
+    full_update, full_state = full.update(grads, full_state, params)
+    half_update, half_state = half.update(grads, half_state, params)
+  moments = half_state[0]
+  assert moments.mu["w"].dtype == jnp.bfloat16 and moments.nu["w"].dtype == jnp.float32
+  assert full_state[0].mu["w"].dtype == jnp.float32
+  assert half_update["w"].dtype == jnp.float32
+  # bf16 keeps ~3 significant digits of mu; the update is mu / sqrt(nu)
+  np.testing.assert_allclose(half_update["w"], full_update["w"], rtol=1e-2)
+  assert not np.array_equal(half_update["w"], full_update["w"])
+
+
+def test_adam_refuses_an_odd_mu_dtype():
+  with pytest.raises(ValueError, match="adam.mu_dtype must be 'float32' or 'bfloat16', got 'int8'"):
+    adam(learning_rate=1e-2, mu_dtype="int8")
