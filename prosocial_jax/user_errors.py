@@ -7,7 +7,8 @@ PROSOCIAL_JAX_TRACEBACK=1 brings the traceback back for a bug report.
 `UserError` marks the errors that are always the user's to fix: the data readers'
 (`data.errors`: a malformed file, record or field; a missing corpus), the gin
 command line's (`gin_utils.GinConfigError`), an unknown task name
-(`tasks.UnknownTaskError`) and a bad `infer` input line (`infer.InputError`).
+(`tasks.UnknownTaskError`), a model config's unknown or out-of-range field
+(`models.errors.ConfigError`) and a bad `infer` input line (`infer.InputError`).
 `exit_on` turns them into the one-line message whatever else it is given.
 """
 

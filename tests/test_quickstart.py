@@ -75,6 +75,10 @@ def test_quickstart_trains_evaluates_checkpoints_and_resumes(tmp_path):
   assert "model_config.emb_dim: checkpoint has 128, this run has 64" in (
       other_shape.stdout + other_shape.stderr)
 
+  typo = _train(model_dir, "--gin.t5_1_1_config.vocab_siz=100", check=False)
+  assert typo.returncode == 2 and "Traceback" not in typo.stderr
+  assert "error: Unknown T5Config field 'vocab_siz' (did you mean 'vocab_size'?)" in typo.stderr
+
   _exported_model_predicts_as_our_evaluation(model_dir, tmp_path / "hf")
 
 

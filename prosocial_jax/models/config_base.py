@@ -14,7 +14,8 @@ from typing import Any, ClassVar, Mapping
 
 import jax.numpy as jnp
 
-from prosocial_jax.models import precision, stack
+from prosocial_jax.models import errors, precision, stack
+from prosocial_jax.models.errors import ConfigError
 
 # Activation dtypes; parameters are always float32.
 DTYPES = ("float32", "bfloat16")
@@ -37,13 +38,13 @@ class ModelConfig:
       if isinstance(value, list):  # gin and JSON hand over lists; keep the config hashable
         object.__setattr__(self, field.name, tuple(value))
     if self.dtype not in DTYPES:
-      raise ValueError(f"{owner}.dtype must be one of {DTYPES}, got {self.dtype!r}")
+      raise ConfigError(f"{owner}.dtype must be one of {DTYPES}, got {self.dtype!r}")
     for name in self.POSITIVE_FIELDS:
       if getattr(self, name) <= 0:
-        raise ValueError(f"{owner}.{name} must be positive, got {getattr(self, name)}")
+        raise ConfigError(f"{owner}.{name} must be positive, got {getattr(self, name)}")
     for name in self.RATE_FIELDS:
       if not 0.0 <= getattr(self, name) < 1.0:
-        raise ValueError(f"{owner}.{name} must be in [0, 1), got {getattr(self, name)}")
+        raise ConfigError(f"{owner}.{name} must be in [0, 1), got {getattr(self, name)}")
     precision.check_matmul(self.matmul, self.dtype, owner=owner)
     stack.check_remat_policy(self.remat_policy, owner=owner)
 
@@ -66,10 +67,7 @@ class ModelConfig:
   def from_dict(cls, record: Mapping[str, Any]):
     """Inverse of `to_dict`. Unknown keys are an error, not silently dropped; every
     field is passed explicitly, so gin bindings never leak into a restored config."""
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(record) - known)
-    if unknown:
-      raise ValueError(f"Unknown {cls.__name__} fields {unknown}; known: {sorted(known)}")
+    errors.unknown_fields(cls.__name__, record, (f.name for f in dataclasses.fields(cls)))
     return cls(**dict(record))
 
 
@@ -77,8 +75,11 @@ def sized_config(config_cls: type, label: str, table: Mapping[str, Mapping[str, 
                  size: str, overrides: Mapping[str, Any], fixed: Mapping[str, Any] = None):
   """`config_cls` of a named size: `fixed` fields, then the size's, then `overrides`."""
   if size not in table:
-    raise ValueError(f"Unknown {label} size {size!r}; known: {sorted(table)}")
+    raise ConfigError(f"Unknown {label} size {size!r}; known: {sorted(table)}")
+  # A typo'd override would otherwise reach the dataclass as a TypeError.
+  errors.unknown_fields(config_cls.__name__, overrides,
+                        (f.name for f in dataclasses.fields(config_cls)))
   fields = {**(fixed or {}), **table[size], **overrides}
   if "vocab_size" not in fields:
-    raise ValueError(f"{label} size {size!r} needs an explicit vocab_size=")
+    raise ConfigError(f"{label} size {size!r} needs an explicit vocab_size=")
   return config_cls(**fields)

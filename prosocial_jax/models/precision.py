@@ -34,6 +34,8 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from prosocial_jax.models.errors import ConfigError
+
 Array = jax.Array
 
 _SPLIT_MIN = 16  # shorter contractions are not split (nothing to gain, odd sizes)
@@ -147,9 +149,9 @@ _FAST_DTYPE = {"bf16_fast": "bfloat16", "f32_fast": "float32"}
 def check_matmul(matmul: str, dtype: str, *, owner: str) -> None:
   """Config validation shared by the model families."""
   if matmul not in MATMULS:
-    raise ValueError(f"{owner}.matmul must be one of {sorted(MATMULS)}, got {matmul!r}")
+    raise ConfigError(f"{owner}.matmul must be one of {sorted(MATMULS)}, got {matmul!r}")
   if matmul in _FAST_DTYPE and dtype != _FAST_DTYPE[matmul]:
-    raise ValueError(f"{owner}.matmul={matmul!r} needs dtype={_FAST_DTYPE[matmul]!r}, "
+    raise ConfigError(f"{owner}.matmul={matmul!r} needs dtype={_FAST_DTYPE[matmul]!r}, "
                      f"got {dtype!r}")
 
 

@@ -30,6 +30,8 @@ from typing import Any, Callable, Optional
 import flax.linen as nn
 import jax
 
+from prosocial_jax.models.errors import ConfigError
+
 REMAT_POLICIES: dict[str, Optional[Callable[..., bool]]] = {
     "none": None,
     "full": jax.checkpoint_policies.nothing_saveable,
@@ -48,7 +50,7 @@ CACHE_SCAN_AXIS = 1
 
 def check_remat_policy(policy: str, *, owner: str) -> None:
   if policy not in REMAT_POLICIES:
-    raise ValueError(f"{owner}.remat_policy must be one of {sorted(REMAT_POLICIES)}, "
+    raise ConfigError(f"{owner}.remat_policy must be one of {sorted(REMAT_POLICIES)}, "
                      f"got {policy!r}")
 
 

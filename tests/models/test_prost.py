@@ -181,7 +181,7 @@ def test_config_round_trip_and_registry():
   assert record["family"] == "prost"
   assert registry.config_from_dict(record) == cfg
   assert isinstance(registry.build_module(cfg), Transformer)
-  with pytest.raises(ValueError, match="Unknown ProstConfig fields"):
+  with pytest.raises(ValueError, match="Unknown ProstConfig field 'n_layers'"):
     ProstConfig.from_dict({**cfg.to_dict(), "n_layers": 2})
   with pytest.raises(ValueError, match="vocab_size"):
     prost_config("tiny")

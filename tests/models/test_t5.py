@@ -13,6 +13,8 @@ import pytest
 from prosocial_jax.models import layers
 from prosocial_jax.inference.scoring import shift_right
 from prosocial_jax.models.t5 import T5Config, Transformer, t5_1_0_config, t5_1_1_config
+from prosocial_jax.models.errors import ConfigError
+from prosocial_jax.user_errors import UserError
 
 VOCAB = 64
 
@@ -300,8 +302,14 @@ def test_dropout_uses_dropout_rng(tiny):
 def test_config_dict_round_trip_and_errors():
   cfg = t5_1_1_config("small", dtype="bfloat16")
   assert T5Config.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
-  with pytest.raises(ValueError, match="Unknown T5Config fields"):
+  with pytest.raises(ValueError, match="Unknown T5Config field 'num_layers'"):
     T5Config.from_dict({**cfg.to_dict(), "num_layers": 3})
+  # A typo'd override names the field and its nearest spelling (not a TypeError);
+  # ConfigError is a UserError: the command line prints it and exits 2.
+  with pytest.raises(ConfigError, match=r"Unknown T5Config fields 'dropout' \(did you mean "
+                     r"'dropout_rate'\?\), 'vocab_siz' \(did you mean 'vocab_size'\?\)"):
+    t5_1_1_config("tiny", vocab_siz=8, dropout=0.1)
+  assert issubclass(ConfigError, UserError)
   with pytest.raises(ValueError, match="vocab_size"):
     t5_1_1_config("tiny")
   with pytest.raises(ValueError, match="Unknown T5 v1.1 size"):

@@ -11,6 +11,7 @@ from typing import Any
 import gin
 
 from prosocial_jax.models.config_base import ModelConfig, sized_config
+from prosocial_jax.models.errors import ConfigError
 
 
 @gin.configurable(module="prosocial_jax.models.t5")
@@ -49,7 +50,7 @@ class T5Config(ModelConfig):
   def __post_init__(self):
     super().__post_init__()
     if not self.mlp_activations:
-      raise ValueError("T5Config.mlp_activations must name at least one activation")
+      raise ConfigError("T5Config.mlp_activations must name at least one activation")
 
 
 # The one place that defines T5 sizes (T5X's t5_1_1/*.gin and t5_1_0/*.gin; the
