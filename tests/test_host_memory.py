@@ -48,7 +48,9 @@ def test_thp_mode_reads_the_bracketed_choice(tmp_path):
   assert host_memory.thp_mode(str(tmp_path / "missing")) is None
 
 
-@pytest.mark.skipif((host_memory.glibc_version() or (0, 0)) < (2, 35), reason="glibc.malloc.hugetlb is new in glibc 2.35: on this host the commands never re-execute")
+@pytest.mark.skipif((host_memory.glibc_version() or (0, 0)) < (2, 35),
+                    reason="glibc.malloc.hugetlb is new in glibc 2.35: on this host the "
+                           "commands never re-execute")
 def test_a_command_reexecutes_itself_once_with_the_same_pid_and_arguments(tmp_path):
   script = tmp_path / "command.py"
   script.write_text(textwrap.dedent("""

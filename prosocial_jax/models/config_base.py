@@ -14,8 +14,8 @@ from typing import Any, ClassVar, Mapping
 
 import jax.numpy as jnp
 
-from prosocial_jax.models import errors, precision, stack
-from prosocial_jax.models.errors import ConfigError
+from prosocial_jax.models import precision, stack
+from prosocial_jax.models.errors import ConfigError, unknown_fields
 
 # Activation dtypes; parameters are always float32.
 DTYPES = ("float32", "bfloat16")
@@ -67,7 +67,7 @@ class ModelConfig:
   def from_dict(cls, record: Mapping[str, Any]):
     """Inverse of `to_dict`. Unknown keys are an error, not silently dropped; every
     field is passed explicitly, so gin bindings never leak into a restored config."""
-    errors.unknown_fields(cls.__name__, record, (f.name for f in dataclasses.fields(cls)))
+    unknown_fields(cls.__name__, record, (f.name for f in dataclasses.fields(cls)))
     return cls(**dict(record))
 
 
@@ -77,8 +77,8 @@ def sized_config(config_cls: type, label: str, table: Mapping[str, Mapping[str, 
   if size not in table:
     raise ConfigError(f"Unknown {label} size {size!r}; known: {sorted(table)}")
   # A typo'd override would otherwise reach the dataclass as a TypeError.
-  errors.unknown_fields(config_cls.__name__, overrides,
-                        (f.name for f in dataclasses.fields(config_cls)))
+  unknown_fields(config_cls.__name__, overrides,
+                 (f.name for f in dataclasses.fields(config_cls)))
   fields = {**(fixed or {}), **table[size], **overrides}
   if "vocab_size" not in fields:
     raise ConfigError(f"{label} size {size!r} needs an explicit vocab_size=")

@@ -1,4 +1,4 @@
-"""The error a model config raises for a bad field: the user's to fix.
+"""The error a config raises for a bad field (a model's, or an optimizer's): the user's to fix.
 
 A `ConfigError` is a `ValueError` (code that catches those keeps working) and a
 `user_errors.UserError`, so `python -m prosocial_jax.train` prints its one-line
@@ -14,7 +14,7 @@ from prosocial_jax.user_errors import UserError
 
 
 class ConfigError(UserError, ValueError):
-  """A model config field that is unknown or out of range; the message names it."""
+  """A config field that is unknown or out of range; the message names it."""
 
 
 def unknown_fields(owner: str, given: Iterable[str], known: Iterable[str]) -> None:

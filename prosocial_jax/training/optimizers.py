@@ -12,9 +12,9 @@ import dataclasses
 from typing import Any, Callable
 
 import gin
-import jax.numpy as jnp
 import optax
 
+from prosocial_jax.models.errors import ConfigError
 from prosocial_jax.training import adafactor as adafactor_links
 from prosocial_jax.training import schedules  # noqa: F401 (registers the schedules with gin)
 
@@ -58,8 +58,8 @@ def adam(learning_rate=gin.REQUIRED,
   moment stays float32: its square-root denominator is what bf16 rounding would
   upset (optax casts only `mu`)."""
   schedule = _schedule(learning_rate)
-  if mu_dtype is not None and jnp.dtype(mu_dtype) not in (jnp.float32, jnp.bfloat16):
-    raise ValueError(f"adam.mu_dtype must be 'float32' or 'bfloat16', got {mu_dtype!r}")
+  if mu_dtype not in (None, "float32", "bfloat16"):
+    raise ConfigError(f"adam.mu_dtype must be 'float32' or 'bfloat16', got {mu_dtype!r}")
   parts = []
   if clip_grad_norm:
     parts.append(optax.clip_by_global_norm(clip_grad_norm))
