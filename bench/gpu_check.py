@@ -13,7 +13,9 @@ never touches jax: its client would take the device memory the children need.
 
 The JSON (rewritten after every measurement, so a run cut short keeps what it
 measured): `device`, `jax`, `matmul_peak_tflops`, `runs` (one object per
-measurement: train_step_speed's RESULT plus `mfu_vs_measured_peak`), `skipped`
+measurement: train_step_speed's RESULT plus `mfu_vs_measured_peak`; the first one also
+`profile`, two more steps traced with jax.profiler and summarized by kind of work and
+busiest kernels, unless --no-profile), `skipped`
 (what the time budget left out) and `failed` (with the error's last lines).
 """
 import argparse
@@ -22,6 +24,8 @@ import os
 import subprocess
 import sys
 import time
+
+from prosocial_jax.training import trace_summary  # no jax: this process starts no client
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -63,10 +67,12 @@ def matmul_tflops(dtype_name: str, n: int = 8192, reps: int = 10) -> float:
   return 2 * n**3 * reps / (time.perf_counter() - t0) / 1e12
 
 
-def run_one(args_line: str, steps: int, timeout_s: float):
+def run_one(args_line: str, steps: int, timeout_s: float, profile_dir: str | None = None):
   """(RESULT dict or None, error text, out of memory?) of one train_step_speed run."""
   cmd = [sys.executable, os.path.join(HERE, "train_step_speed.py"), *args_line.split(),
          "--steps", str(steps), "--warmup", "2"]
+  if profile_dir:
+    cmd += ["--profile-dir", profile_dir]
   try:
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
   except subprocess.TimeoutExpired:
@@ -100,6 +106,10 @@ def main():
   p.add_argument("--budget-s", type=float, default=480,
                  help="start no measurement after this many seconds (default 480)")
   p.add_argument("--steps", type=int, default=5, help="timed steps per measurement")
+  p.add_argument("--no-profile", action="store_true",
+                 help="do not trace the first measurement (its `profile` summary)")
+  p.add_argument("--profile-dir", default="/tmp/gpu_check_profile",
+                 help="where the first measurement's trace goes (default /tmp/...)")
   p.add_argument("--matmul", nargs=2, metavar=("DTYPE", "N"), help=argparse.SUPPRESS)
   args = p.parse_args()
   if args.matmul:  # the child that measures the matmul rate
@@ -135,19 +145,21 @@ def main():
   print(f"matmul TFLOP/s: {report['matmul_peak_tflops']}", flush=True)
   save()
 
-  for name, args_line in (QUICK if args.quick else FULL):
+  for index, (name, args_line) in enumerate(QUICK if args.quick else FULL):
+    profile_dir = None if args.no_profile or index else os.path.join(args.profile_dir, name)
     left = args.budget_s - (time.time() - start)
     if left < 60:
       report["skipped"].append({"name": name, "why": f"time budget ({args.budget_s:.0f} s) spent"})
       save()
       continue
     t0 = time.time()
-    result, error, oom = run_one(args_line, args.steps, left)
+    result, error, oom = run_one(args_line, args.steps, left, profile_dir)
     while result is None and oom and batch_of(args_line) > 8:
       half = batch_of(args_line) // 2
       print(f"{name}: out of memory, again at batch {half}\n{error}", flush=True)
       args_line = with_batch(args_line, half)
-      result, error, oom = run_one(args_line, args.steps, args.budget_s - (time.time() - start))
+      result, error, oom = run_one(args_line, args.steps, args.budget_s - (time.time() - start),
+                                   profile_dir)
     if result is None:
       report["failed"].append({"name": name, "args": args_line, "error": error})
       print(f"{name}: FAILED\n{error}", flush=True)
@@ -161,6 +173,9 @@ def main():
             f"MFU {result['mfu']} (datasheet) / {result['mfu_vs_measured_peak']} (measured), "
             f"peak memory {result['peak_memory_gib']} GiB, first step {result['first_step_s']} s",
             flush=True)
+      if result.get("profile"):
+        print(f"{name} profile: {trace_summary.format_summary(result['profile'], top=12)}",
+              flush=True)
     save()
   print(json.dumps(report, indent=1))
 

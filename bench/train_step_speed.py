@@ -13,6 +13,9 @@ rate 1e-3 (`--optimizer adam`: the trainer's `adam`, Prost's). Random tokens, on
 bf16_xla (flax dtype only), bf16_fast (bfloat16 with the custom-VJP matmul). `--family` picks T5 v1.1 / v1.0 or Prost,
 `--remat` the layers' rematerialisation policy; on an accelerator the result
 also carries the device's peak memory (`memory_stats()["peak_bytes_in_use"]`).
+`--profile-dir DIR` then traces --profile-steps more steps per mode with
+`jax.profiler` into DIR/<mode> and adds the trace's summary (`training.trace_summary`:
+time per step by kind of work and the busiest operations) to the result as `profile`.
 
 MFU = `training.flops.train_step_flops` (explicit matmul count, attention
 included, = the peer's `flops_explicit`) x steps/s over the peak: the chip's
@@ -23,6 +26,7 @@ Prints one `RESULT {json}` line per mode.
 """
 import argparse
 import json
+import os
 import statistics
 import time
 
@@ -33,7 +37,7 @@ import numpy as np
 from prosocial_jax import host_memory
 from prosocial_jax.inference.model import EncoderDecoderModel
 from prosocial_jax.models import prost_config, t5_1_0_config, t5_1_1_config
-from prosocial_jax.training import flops, optimizers
+from prosocial_jax.training import flops, optimizers, trace_summary
 from prosocial_jax.training.steps import make_train_step
 from prosocial_jax.training.train_state import TrainState
 
@@ -67,6 +71,9 @@ def main():
   p.add_argument("--steps", type=int, default=5)
   p.add_argument("--warmup", type=int, default=2)
   p.add_argument("--modes", nargs="+", default=list(MODES), choices=list(MODES))
+  p.add_argument("--profile-dir", default=None,
+                 help="after timing, trace --profile-steps steps per mode into DIR/<mode>")
+  p.add_argument("--profile-steps", type=int, default=2)
   p.add_argument("--peak-gflops-float32", type=float, default=None)
   p.add_argument("--peak-gflops-bfloat16", type=float, default=None)
   args = p.parse_args()
@@ -99,6 +106,10 @@ def main():
       state, metrics = jax.block_until_ready(step(state, batch, key))
       times.append(time.perf_counter() - t0)
 
+    profile = None
+    if args.profile_dir:
+      state, profile = traced_summary(step, state, batch, key, args.profile_steps,
+                                      os.path.join(args.profile_dir, mode))
     median = statistics.median(times)
     tokens = args.batch * (args.inputs_len + args.targets_len)
     step_flops = flops.train_step_flops(config, args.batch, args.inputs_len, args.targets_len)
@@ -119,8 +130,17 @@ def main():
         peak_gflops=None if peak is None else round(peak / 1e9, 1), peak_source=peak_source,
         mfu=None if utilisation is None else round(utilisation, 4),
         peak_memory_gib=peak_memory_gib(),
-        loss=round(float(metrics["loss"]), 4))), flush=True)
+        loss=round(float(metrics["loss"]), 4), profile=profile)), flush=True)
     del state, step
+
+
+def traced_summary(step, state, batch, key, steps, log_dir):
+  """(state, summary) after `steps` more steps traced into log_dir."""
+  with jax.profiler.trace(log_dir):
+    for _ in range(steps):
+      state, _ = jax.block_until_ready(step(state, batch, key))
+  hlo_text = step.lower(state, batch, key).compile().as_text()
+  return state, trace_summary.summarize_trace(log_dir, steps, top=25, hlo_text=hlo_text)
 
 
 def peak_memory_gib():

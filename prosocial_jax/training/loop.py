@@ -65,6 +65,7 @@ class Loop:
   writer: MetricsWriter
   model_dir: str
   start_step: int = 0             # where this run (re)started
+  batch: Any = None               # the latest step's global batch
   lr_scale: float = 1.0           # reduce-on-plateau's factor on the schedule
   eval_result: dict | None = None  # this step's validation metrics, when an evaluation ran
   stop_reason: str | None = None  # set by an action to end the run after this step
@@ -132,6 +133,14 @@ class Action:
   def run(self, loop: Loop) -> None:
     raise NotImplementedError
 
+  def before_step(self, loop: Loop) -> None:
+    """Called before each step is started (most actions need not)."""
+    del loop
+
+  def close(self, loop: Loop) -> None:
+    """Called once when the loop ends, also when it failed: release what is held."""
+    del loop
+
   def state_dict(self) -> dict[str, Any]:
     return {}
 
@@ -160,20 +169,28 @@ def run(loop: Loop, actions: list[Action], preemption=None) -> None:
   once the job has been told to stop, no new step starts, and the at-end actions (log,
   save) run for the last completed one.
   """
-  with loop.mesh, nn.logical_axis_rules(loop.rules):
-    while not loop.at_end:
-      if preemption is not None and preemption.reached(loop.step):
-        loop.preempted = preemption.received
+  try:
+    with loop.mesh, nn.logical_axis_rules(loop.rules):
+      while not loop.at_end:
+        if preemption is not None and preemption.reached(loop.step):
+          loop.preempted = preemption.received
+          _run_actions(loop, actions)
+          break
+        host_batch = next(loop.batches)
+        started = time.perf_counter()
+        for action in actions:
+          action.before_step(loop)
+        loop.paused_seconds += time.perf_counter() - started
+        loop.batch = input_pipeline.to_global_arrays(host_batch, loop.data_sharding)
+        loop.state, metrics = loop.train_step(loop.state, loop.batch, loop.dropout_rng,
+                                              np.float32(loop.lr_scale))
+        loop.step += 1
+        loop.metric_sums.add(metrics, loop.step)
+        loop.eval_result = None
         _run_actions(loop, actions)
-        break
-      host_batch = next(loop.batches)
-      loop.state, metrics = loop.train_step(
-          loop.state, input_pipeline.to_global_arrays(host_batch, loop.data_sharding),
-          loop.dropout_rng, np.float32(loop.lr_scale))
-      loop.step += 1
-      loop.metric_sums.add(metrics, loop.step)
-      loop.eval_result = None
-      _run_actions(loop, actions)
+  finally:
+    for action in actions:
+      action.close(loop)
   if loop.stop_reason:
     logger.info("Stopped at step %d: %s.", loop.step, loop.stop_reason)
   jax.block_until_ready(loop.state)

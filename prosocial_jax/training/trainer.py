@@ -38,7 +38,7 @@ from prosocial_jax.models.registry import config_to_dict
 from prosocial_jax.partitioning import (MeshShape, batch_sharding, create_mesh,
                                         logical_axis_rules)
 from prosocial_jax.training import actions as actions_lib
-from prosocial_jax.training import flops, input_pipeline, loop as loop_lib, preemption
+from prosocial_jax.training import flops, input_pipeline, loop as loop_lib, preemption, profiling
 from prosocial_jax.training.initial_checkpoint import load_initial_params
 from prosocial_jax.training.metrics import MetricsWriter
 from prosocial_jax.training.optimizers import as_optimizer
@@ -152,6 +152,7 @@ def train(*,
           on_input_change: str = "refuse",
           on_nonfinite: str = "stop",
           peak_flops_per_device: float | None = None,
+          profile_steps: tuple[int, int] | None = None,
           resume: bool = True) -> TrainResult:
   """Trains `model_config` on a SeqIO task or mixture; resumes from MODEL_DIR.
 
@@ -167,11 +168,15 @@ def train(*,
     (its batch is passed over), the log says how many were skipped and
     metrics.jsonl records `skipped_updates`; 25 skipped in a row stop the run.
     Either way no non-finite state is ever saved.
+  profile_steps: (first, count) traces those steps with jax.profiler into
+    MODEL_DIR/profile (TensorBoard's profile plugin; `perfetto_trace.json.gz` when
+    MODEL_DIR is local) and logs where their time went (`profiling.py`).
   """
   _check_settings(eval_decode_weights=eval_decode_weights, eval_every=eval_every,
                   early_stopping_patience=early_stopping_patience, keep_best=keep_best,
                   reduce_on_plateau=reduce_on_plateau, microbatches=microbatches,
                   batch_size=batch_size, on_nonfinite=on_nonfinite)
+  profiling.check_profile_steps(profile_steps)
   input_pipeline.configure_tensorflow()
   if jax.process_index() != 0:  # one progress log per job; warnings and errors from all
     logger.setLevel(logging.WARNING)
@@ -274,6 +279,8 @@ def train(*,
                                               task_feature_lengths["inputs"],
                                               task_feature_lengths["targets"]),
         peak_flops_per_device=peak_flops_per_device)
+    if profile_steps:  # first: its trace stops before the other actions of its last step
+      actions.insert(0, profiling.Profile(*profile_steps, f"{model_dir.rstrip('/')}/profile"))
     for action in actions:
       if action.name in saved_meta.get("loop", {}):
         action.load_state_dict(saved_meta["loop"][action.name])

@@ -20,7 +20,7 @@ def load(name):
   return module
 
 
-def test_train_step_benchmark_runs_the_trainers_step(monkeypatch, capsys):
+def test_train_step_benchmark_runs_the_trainers_step(monkeypatch, capsys, tmp_path):
   bench = load("train_step_speed")
   # The trainer's own step, state, model contract and optimizers, not copies.
   assert bench.make_train_step is steps.make_train_step
@@ -32,7 +32,8 @@ def test_train_step_benchmark_runs_the_trainers_step(monkeypatch, capsys):
                       lambda *a, **k: built.append(a) or steps.make_train_step(*a, **k))
   monkeypatch.setattr(sys, "argv", ["train_step_speed.py", "--size", "tiny", "--batch", "2",
                                     "--inputs-len", "16", "--targets-len", "8", "--steps", "2",
-                                    "--warmup", "1", "--modes", "f32", "bf16_fast"])
+                                    "--warmup", "1", "--modes", "f32", "bf16_fast",
+                                    "--profile-dir", str(tmp_path)])
   bench.main()
   lines = [json.loads(l[len("RESULT "):]) for l in capsys.readouterr().out.splitlines()
            if l.startswith("RESULT ")]
@@ -42,6 +43,10 @@ def test_train_step_benchmark_runs_the_trainers_step(monkeypatch, capsys):
   # Same initial parameters and batch: the first step's loss agrees across precisions.
   assert lines[0]["loss"] == pytest.approx(lines[1]["loss"], rel=2e-2)
   assert all(r["tokens_per_s"] > 0 and len(r["step_s_all"]) == 2 for r in lines)
+  # --profile-dir: two more steps traced per mode, summarized with the step's HLO.
+  for r in lines:
+    assert r["profile"]["trace"].startswith(str(tmp_path / r["mode"]))
+    assert r["profile"]["steps"] == 2 and r["profile"]["kinds_ms_per_step"]["matmul"] > 0
 
 
 def test_decode_benchmark_times_the_projects_greedy_decode(monkeypatch, capsys):
