@@ -119,11 +119,14 @@ class Embed(nn.Module):
   def __call__(self, tokens: Array) -> Array:
     if not jnp.issubdtype(tokens.dtype, jnp.integer):
       raise ValueError(f"Embed expects integer token ids, got {tokens.dtype}")
-    table = jnp.asarray(self.embedding, self.dtype)
     if self.one_hot:
+      table = jnp.asarray(self.embedding, self.dtype)
       out = jax.nn.one_hot(tokens, self.num_embeddings, dtype=self.dtype) @ table
     else:
-      out = jnp.take(table, tokens, axis=0)
+      # Rows first, then the cast: the gradient's scatter-add of repeated tokens sums in
+      # float32 (a bf16 table summed them in bf16: 6% off for a token seen 1000 times),
+      # and no bf16 copy of the whole table is made each step.
+      out = jnp.take(self.embedding, tokens, axis=0).astype(self.dtype)
     return constrain(out, ("batch", "length", "embed"))  # [batch, length, embed]
 
   def attend(self, query: Array, *, dtype: DType = jnp.float32,
