@@ -161,6 +161,8 @@ def summarize_trace(log_dir: str, steps: int, top: int = 15,
     streams = [e for e in work if thread_names.get((e["pid"], e["tid"]), "").startswith(
         "Stream")]
     work = streams or work
+  else:  # XLA's operations, not the waits and rendezvous of the runtime around them
+    work = [e for e in work if e.get("args", {}).get("hlo_op")] or work
   by_op, counts, by_kind = collections.Counter(), collections.Counter(), collections.Counter()
   threads = set()
   for e in work:

@@ -96,6 +96,7 @@ def test_host_trace_summary_per_step_with_the_hlo(tmp_path):
       *_meta(1, 10, "/host:CPU", "tf_XLAEigen/1"),
       _op(1, 10, "ThunkExecutor::Execute", 99_000),  # a wrapper: not counted
       _op(1, 10, "$train.py:12 step", 99_000),
+      _op(1, 10, "Wait: pending_threads=1/2", 99_000),  # the runtime waiting: no HLO op
       *[_op(1, 10, "ynn_fusion.7", 6_000, "ynn_fusion.7") for _ in range(2)],
       *[_op(1, 10, "ynn_fusion.8", 1_000, "ynn_fusion.8") for _ in range(2)],
       *[_op(1, 10, "transpose_fusion", 3_000, "transpose_fusion") for _ in range(2)],
