@@ -11,8 +11,8 @@ import pytest
 
 from prosocial_jax.inference.beam_search import beam_search
 from prosocial_jax.inference.decoding import (cast_params_for_decoding, decode_step, filter_logits,
-                                           greedy_decode, init_decode_cache, sample_decode,
-                                           step_module_for)
+                                           first_argmax, greedy_decode, init_decode_cache,
+                                           sample_decode, step_module_for)
 from prosocial_jax.inference.scoring import score
 from prosocial_jax.models.t5 import Transformer, t5_1_1_config
 
@@ -222,3 +222,21 @@ def test_bf16_decoder_steps_stay_close_to_f32(tiny):
   got = prefix_logits(params)
   assert got.dtype == jnp.float32
   assert float(jnp.max(jnp.abs(got - full))) < 0.05 * float(jnp.max(jnp.abs(full)))
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
+def test_first_argmax_is_argmax_with_ties_infinities_and_nans(dtype):
+  logits = jax.random.normal(jax.random.key(0), (9, 1000)).astype(dtype)
+  logits = (logits.at[1, 7].set(9.0).at[1, 3].set(9.0)        # a tie: the first wins
+            .at[2].set(1.0)                                    # all equal
+            .at[3, 500].set(jnp.inf).at[3, 900].set(jnp.inf)  # +inf twice
+            .at[4].set(-jnp.inf)                               # all -inf
+            .at[5, 600].set(jnp.nan).at[5, 40].set(jnp.nan)    # NaNs: the first NaN
+            .at[6, 999].set(jnp.inf).at[6, 0].set(-jnp.inf)    # +inf beside -inf
+            .at[7, 999].set(50.0))                             # the last column
+  want = np.asarray(jnp.argmax(logits, axis=-1))
+  assert want[[1, 2, 3, 4, 5, 6, 7]].tolist() == [3, 0, 500, 0, 40, 999, 999]
+  got = jax.jit(first_argmax)(logits)
+  assert got.dtype == jnp.int32
+  np.testing.assert_array_equal(got, want)
+  np.testing.assert_array_equal(jax.jit(first_argmax)(logits[:, None, :]), want[:, None])
