@@ -101,7 +101,8 @@ def time_generate(args, module, params, tokens, enc, weights, init_s):
   med, enc_med = statistics.median(ts), statistics.median(te)
   res = dict(
       framework="jax", jax=jax.__version__, family=args.family, size=args.size, dtype=args.dtype,
-      matmul=args.matmul, step_dtype=args.step_dtype or args.dtype,
+      matmul=args.matmul,
+      step_dtype=decoding.step_module_for(module, args.step_dtype, step_params).config.dtype,
       weights=weights, pack_s=round(pack_s, 2), batch=B, inputs_len=Li,
       new_tokens=N, reps=args.reps,
       init_s=round(init_s, 2), first_call_s=round(compile_s, 2),

@@ -83,7 +83,7 @@ def beam_search(module: nn.Module, params: PyTree, encoder_input_tokens: Array, 
     [batch, beam_size] float32 (log p / length penalty).
   """
   batch, k, length = encoder_input_tokens.shape[0], beam_size, max_decode_length
-  step_module = step_module_for(module, step_dtype)
+  step_module = step_module_for(module, step_dtype, step_params)
   encoded, cache = init_decode_cache(module, params, encoder_input_tokens,
                                      max_decode_length=length, step_module=step_module)
   params = resolve_step_params(step_module, params, step_params)

@@ -27,6 +27,8 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from prosocial_jax.models.packed import PackedKernel
+
 Array = jax.Array
 PyTree = Any
 
@@ -65,7 +67,8 @@ def resolve_step_params(step_module: nn.Module, params: PyTree,
   return cast_params_for_decoding(step_module, params)
 
 
-def step_module_for(module: nn.Module, step_dtype: Optional[str]) -> nn.Module:
+def step_module_for(module: nn.Module, step_dtype: Optional[str],
+                    step_params: Optional[PyTree] = None) -> nn.Module:
   """The module the decoder steps run: `module` itself, or a copy whose config has
   activation dtype `step_dtype` ("bfloat16" also selects the `bf16_fast` matmul).
 
@@ -73,12 +76,26 @@ def step_module_for(module: nn.Module, step_dtype: Optional[str]) -> nn.Module:
   weights nearly halve a step even where bf16 matmuls are not faster (CPUs
   without AMX), while the encoder, one big matmul-bound pass, keeps the model's
   own precision.
+
+  With int8 `step_params` and no `step_dtype` the steps run in float32: the int8
+  product quantizes its input and returns float32 whatever the activations are,
+  so bf16 ones only add casts and a bf16 KV cache that XLA:CPU copies at each
+  update (a bf16 T5-small generating 32 tokens at batch 8: 0.267 → 0.245 s).
   """
   config = module.config
+  if step_dtype is None and _has_int8_kernels(step_params):
+    step_dtype = "float32"
   if step_dtype is None or step_dtype == config.dtype:
     return module
   matmul = "bf16_fast" if step_dtype == "bfloat16" else "xla"
   return module.clone(config=dataclasses.replace(config, dtype=step_dtype, matmul=matmul))
+
+
+def _has_int8_kernels(step_params: Optional[PyTree]) -> bool:
+  if step_params is None:
+    return False
+  kernels = jax.tree.leaves(step_params, is_leaf=lambda x: isinstance(x, PackedKernel))
+  return any(isinstance(k, PackedKernel) and k.values.dtype == jnp.int8 for k in kernels)
 
 
 def init_decode_cache(module: nn.Module, params: PyTree, encoder_input_tokens: Array, *,
@@ -148,7 +165,7 @@ def _decode_loop(module: nn.Module, params: PyTree, encoder_input_tokens: Array,
   """One token per step, `choose(logits [batch, vocab], step) -> [batch]`, until every
   row has emitted EOS or `max_decode_length` tokens. Returns (tokens, steps run)."""
   batch = encoder_input_tokens.shape[0]
-  step_module = step_module_for(module, step_dtype)
+  step_module = step_module_for(module, step_dtype, step_params)
   encoded, cache = init_decode_cache(module, params, encoder_input_tokens,
                                      max_decode_length=max_decode_length,
                                      step_module=step_module)
@@ -198,7 +215,8 @@ def greedy_decode(module: nn.Module, params: PyTree, encoder_input_tokens: Array
     decoder_start_id: the first decoder input (T5: 0, the pad id).
     return_num_steps: also return the number of decoder steps run.
     step_dtype: run the decoder steps in this activation dtype (e.g. "bfloat16":
-      bf16 weights, see `step_module_for`); None: the model's own.
+      bf16 weights, see `step_module_for`); None: the model's own (float32 with
+      int8 `step_params`).
     step_params: the weights the decoder steps read instead of `params`, e.g.
       `packed.pack_params(params, "int8")` (packed once, passed to every call;
       the encoder and the cross-attention keys/values still use `params`).

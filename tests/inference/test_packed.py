@@ -11,7 +11,7 @@ import pytest
 
 from prosocial_jax.inference.beam_search import beam_search
 from prosocial_jax.inference.decoding import (decode_step, greedy_decode, init_decode_cache,
-                                           sample_decode)
+                                           sample_decode, step_module_for)
 from prosocial_jax.inference.packed_weights import pack_params
 from prosocial_jax.models.packed import PackedKernel, pack_kernel
 from prosocial_jax.models.prost import Transformer as ProstTransformer
@@ -193,3 +193,16 @@ def test_mismatched_packed_kernel_is_named(t5):
   with pytest.raises(ValueError, match=r"logits_dense: packed kernel is \[65, 32\], "
                                        r"expected \[64, 32\]"):
     prefix_logits(model, params, wrong, enc)
+
+
+def test_int8_step_weights_run_a_bf16_models_steps_in_float32(t5):
+  model, params, enc = t5
+  bf16 = Transformer(t5_1_1_config("tiny", **SMALL, dtype="bfloat16", matmul="bf16_fast"))
+  int8 = pack_params(params, "int8")
+  assert step_module_for(bf16, None, int8).config.dtype == "float32"
+  assert step_module_for(bf16, "bfloat16", int8) is bf16  # asked for: kept
+  assert step_module_for(bf16, None, pack_params(params, "bfloat16")) is bf16
+  assert step_module_for(model, None, int8) is model
+  run = functools.partial(greedy_decode, bf16, params, enc, max_decode_length=MAX_LEN,
+                          eos_id=-1, step_params=int8)
+  np.testing.assert_array_equal(run(), run(step_dtype="float32"))
