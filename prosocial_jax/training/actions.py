@@ -1,6 +1,7 @@
 """What the loop does besides stepping: log, evaluate, adapt the rate, stop early, save.
 
-Run in this order after each step where they are due (`trainer.build_actions`):
+Run in this order after each step where they are due (`trainer.build_actions`;
+`profiling.Profile` goes first when `train.profile_steps` asks for a trace):
   LogMetrics       every `log_every`: interval means to console, TensorBoard, metrics.jsonl
   Evaluate         every `eval_every`: validation perplexity (+ SeqIO decode metrics if asked)
   PlateauSchedule  after each evaluation: reduce-on-plateau's learning-rate scale

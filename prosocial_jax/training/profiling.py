@@ -76,14 +76,13 @@ class Profile(Action):
       logger.info("Profile: %s", format_summary(summary))
 
   def close(self, loop: Loop) -> None:
-    """A run that failed inside the traced steps still stops the trace."""
-    self._stop(loop)
+    """A run that failed inside the traced steps still stops the trace (without
+    waiting on a state the failure may have left unusable)."""
+    if self._started_at is not None:
+      self._started_at, self._done = None, True
+      jax.profiler.stop_trace()
 
   def _stop(self, loop: Loop) -> None:
-    if self._started_at is None:
-      return
+    jax.block_until_ready(loop.state)  # the traced steps' work, all of it
     self._started_at, self._done = None, True
-    try:
-      jax.block_until_ready(loop.state)
-    finally:
-      jax.profiler.stop_trace()
+    jax.profiler.stop_trace()
