@@ -50,7 +50,8 @@ def _is_byte(vocabulary) -> bool:
   return isinstance(resolved, seqio.ByteVocabulary)
 
 
-def _vocabulary_problems(saved: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
+def vocabulary_problems(saved: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
+  """Lines naming how two vocabulary records differ (none when either is unknown)."""
   if not saved or not current:
     return []
   saved = {"kind": "sentencepiece", **saved}  # records before 2026-11-30 had no kind
@@ -84,7 +85,7 @@ def check_compatible(saved: Mapping[str, Any], current: Mapping[str, Any],
   lines = {key: f"  model_config.{key}: checkpoint has {saved_config.get(key)!r}, "
                 f"this run has {current_config.get(key)!r}" for key in changed}
   problems += [lines[key] for key in changed if key not in RUN_SETTINGS]
-  problems += _vocabulary_problems(saved.get("vocabulary", {}), current.get("vocabulary", {}))
+  problems += vocabulary_problems(saved.get("vocabulary", {}), current.get("vocabulary", {}))
   if problems:
     problems += [lines[key] for key in changed if key in RUN_SETTINGS]
     raise CheckpointMismatchError(

@@ -23,7 +23,7 @@ import jax
 from flax import traverse_util
 
 from prosocial_jax.checkpoints import importers
-from prosocial_jax.checkpoints.compatibility import RUN_SETTINGS
+from prosocial_jax.checkpoints.compatibility import RUN_SETTINGS, vocabulary_problems
 from prosocial_jax.checkpoints.manager import STEP_PREFIX, Checkpointer
 from prosocial_jax.models.registry import config_to_dict
 
@@ -67,15 +67,28 @@ def _is_ours(path: epath.Path) -> bool:
 
 
 def _shape_error(source: str, expected: Mapping[str, list[int]],
-                 found: Mapping[str, list[int]]) -> InitialCheckpointError:
+                 found: Mapping[str, list[int]], config_lines: list[str] = ()
+                 ) -> InitialCheckpointError:
   names = sorted(set(expected) | set(found))
   differing = [n for n in names if expected.get(n) != found.get(n)]
   lines = [f"  {n}: checkpoint {found.get(n, 'absent')}, this model "
            f"{expected.get(n, 'absent')}" for n in differing[:8]]
   if len(differing) > 8:
     lines.append(f"  ... and {len(differing) - 8} more parameters")
+  why = ("\nThe model configs differ in:\n" + "\n".join(config_lines)) if config_lines else ""
   return InitialCheckpointError(f"INITIAL_CHECKPOINT_PATH {source} holds parameters of another "
-                                "shape than this model's:\n" + "\n".join(lines))
+                                "shape than this model's:\n" + "\n".join(lines) + why)
+
+
+def _config_lines(saved: Mapping[str, Any], model_config) -> list[str]:
+  """The model-config fields (not run settings) of our checkpoint that differ from this
+  model's: what explains a shape mismatch (e.g. `vocab_size`)."""
+  if not saved or model_config is None:
+    return []
+  ours = config_to_dict(model_config)
+  return [f"  model_config.{k}: checkpoint {saved.get(k)!r}, this model {ours.get(k)!r}"
+          for k in sorted(set(saved) | set(ours))
+          if k not in RUN_SETTINGS and saved.get(k) != ours.get(k)]
 
 
 def _import_params(path: str, format: str, model_config, expected_shapes, target_params):
@@ -102,12 +115,16 @@ def _import_params(path: str, format: str, model_config, expected_shapes, target
 
 
 def load_initial_params(path: str, expected_shapes: Mapping[str, list[int]], target_params, *,
-                        format: str = "auto", model_config=None):
+                        format: str = "auto", model_config=None,
+                        vocabulary: Mapping[str, Any] | None = None):
   """The parameters of the checkpoint `path` names, on `target_params`' shardings.
 
   `format`: "auto" (ours when `path` holds our checkpoints, else detected from its
   files), or one of `importers.FORMATS`; `model_config` is checked against an
-  outside checkpoint's (and given to importers of formats that carry none)."""
+  outside checkpoint's (and given to importers of formats that carry none); for
+  ours, the config fields that differ explain a shape mismatch, and a checkpoint
+  trained with another vocabulary (`vocabulary`: this run's record) is warned of:
+  its embedding rows mean other tokens."""
   path = path if "://" in path else os.path.abspath(os.path.expanduser(path))
   if not epath.Path(path).exists():
     raise InitialCheckpointError(f"INITIAL_CHECKPOINT_PATH {path} does not exist.")
@@ -116,9 +133,15 @@ def load_initial_params(path: str, expected_shapes: Mapping[str, list[int]], tar
   model_dir, step = _locate(path)
   checkpointer = Checkpointer(model_dir, max_to_keep=None)
   try:
-    saved: dict[str, Any] = checkpointer.read_meta(step).get("param_shapes", {})
+    meta = checkpointer.read_meta(step)
+    saved: dict[str, Any] = meta.get("param_shapes", {})
     if saved and saved != dict(expected_shapes):
-      raise _shape_error(f"{model_dir} (step {step})", expected_shapes, saved)
+      raise _shape_error(f"{model_dir} (step {step})", expected_shapes, saved,
+                         _config_lines(meta.get("model_config", {}), model_config))
+    for problem in vocabulary_problems(meta.get("vocabulary", {}), vocabulary or {}):
+      logger.warning("INITIAL_CHECKPOINT_PATH %s (step %d) was trained with another "
+                     "vocabulary than this run's; its embeddings mean other tokens:\n%s",
+                     model_dir, step, problem)
     params = checkpointer.restore_params(step, target_params)
   finally:
     checkpointer.close()

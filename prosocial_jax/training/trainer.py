@@ -245,7 +245,7 @@ def train(*,
     if initial_checkpoint_path:
       params = load_initial_params(initial_checkpoint_path, meta["param_shapes"],
                                    target.params, format=initial_checkpoint_format,
-                                   model_config=model_config)
+                                   model_config=model_config, vocabulary=vocabulary)
       state = state.replace(params=params)
     logger.info("Initialised a new model: %s parameters on a %s mesh.",
                 f"{param_count(state.params):,}", dict(mesh.shape))

@@ -5,7 +5,9 @@ validation perplexity soon rises: early stopping and reduce-on-plateau have
 something real to react to.
 """
 
+import dataclasses
 import json
+import logging
 
 import jax
 import numpy as np
@@ -19,7 +21,7 @@ from prosocial_jax.training.loop import NonFiniteError
 from prosocial_jax.training.optimizers import adam
 from prosocial_jax.training.schedules import ReduceOnPlateau
 
-from .conftest import train_on_sample as _train
+from .conftest import sample_model_config, train_on_sample as _train
 
 
 @pytest.fixture(scope="module")
@@ -98,6 +100,30 @@ def test_initial_checkpoint_path_takes_the_best_parameters(stopped_run, tmp_path
   with pytest.raises(InitialCheckpointError, match=r"encoder/encoder_norm/scale: checkpoint "
                      r"\[32\], this model \[64\]"):
     load_initial_params(str(model_dir / f"checkpoint_{best_step}"), wrong, target)
+
+
+def test_initial_checkpoint_mismatches_name_the_config_field_and_the_vocabulary(stopped_run,
+                                                                               caplog):
+  model_dir, _ = stopped_run
+  step = max(int(p.name.split("_")[1]) for p in model_dir.glob("checkpoint_*"))
+  meta = json.loads((model_dir / f"checkpoint_{step}" / "meta" / "metadata").read_text())
+  saved = ocp.StandardCheckpointer().restore(model_dir / f"checkpoint_{step}" / "state")
+  target = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), saved["params"])
+  bigger = dataclasses.replace(sample_model_config(), vocab_size=2048)
+  shapes = dict(meta["param_shapes"], **{"token_embedder/embedding": [2048, 32]})
+  with pytest.raises(InitialCheckpointError, match=r"(?s)token_embedder/embedding: checkpoint "
+                     r"\[1024, 32\], this model \[2048, 32\].*The model configs differ in:\n"
+                     r"  model_config.vocab_size: checkpoint 1024, this model 2048"):
+    load_initial_params(str(model_dir / f"checkpoint_{step}"), shapes, target,
+                        model_config=bigger)
+  # Same shapes, another SentencePiece model: loaded, with a warning naming both.
+  other = dict(meta["vocabulary"], source="/elsewhere/other.model", sha256="0" * 64)
+  caplog.set_level(logging.WARNING, logger="prosocial_jax")
+  params = load_initial_params(str(model_dir / f"checkpoint_{step}"), meta["param_shapes"],
+                               target, model_config=sample_model_config(), vocabulary=other)
+  jax.tree.map(np.testing.assert_array_equal, params, saved["params"])
+  assert "was trained with another vocabulary than this run's" in caplog.text
+  assert "/elsewhere/other.model (sha256 000000000000…)" in caplog.text
 
 
 def test_a_diverging_run_stops_before_saving_a_nonfinite_state(tmp_path):
