@@ -43,6 +43,7 @@ _INSTRUCTION = re.compile(r"^\s*(?:ROOT\s+)?%?([\w.\-]+)\s*=\s*.*?\s([a-z][a-z0-
 _COMPUTATION = re.compile(r"^(?:ENTRY\s+)?%?([\w.\-]+)\s.*\{\s*$")
 _CALLS = re.compile(r"(?:calls|to_apply)=%?([\w.\-]+)")
 _OP_NAME = re.compile(r'op_name="([^"]*)"')
+_TARGET = re.compile(r'custom_call_target="([^"]*)"')
 
 
 def _short_source(op_name: str) -> str:
@@ -62,6 +63,9 @@ def _kind_of_name(name: str) -> str:
 
 
 def _kind_of_opcodes(opcodes: set[str]) -> str:
+  for opcode in opcodes:
+    if opcode.startswith("custom-call") and _kind_of_name(opcode) != OTHER:
+      return _kind_of_name(opcode)
   if opcodes & {"dot", "convolution"}:
     return "matmul"
   if opcodes & {"all-reduce", "all-gather", "reduce-scatter", "all-to-all",
@@ -93,7 +97,11 @@ def hlo_instructions(hlo_text: str) -> dict[str, tuple[str, str]]:
       continue
     match = _INSTRUCTION.match(line)
     if match:
-      current.append((match.group(1), match.group(2), _CALLS.findall(line)))
+      opcode = match.group(2)
+      target = _TARGET.search(line) if opcode == "custom-call" else None
+      if target:  # a library call (cuBLAS, cuDNN, ...): its target says what it does
+        opcode = f"custom-call:{target.group(1)}"
+      current.append((match.group(1), opcode, _CALLS.findall(line)))
       op_name = _OP_NAME.search(line)
       if op_name:
         sources[match.group(1)] = _short_source(op_name.group(1))
@@ -117,8 +125,6 @@ def hlo_instructions(hlo_text: str) -> dict[str, tuple[str, str]]:
       if opcode == "fusion":
         inner = set().union(*(opcodes_of(c) for c in calls)) if calls else set()
         kind = _kind_of_opcodes(inner)
-      elif opcode == "custom-call":
-        kind = _kind_of_name(name)
       else:
         kind = _kind_of_opcodes({opcode})
       found[name] = (kind, sources.get(name, ""))

@@ -60,6 +60,9 @@ ENTRY %main (x: f32[8,16], w: f32[16,4], t: f32[4,8]) -> (f32[8,4], f32[4]) {
   %transpose_fusion = f32[8,4]{0,1} fusion(%t), kind=kLoop, calls=%fused_copy
   %nested_fusion = f32[8,4]{1,0} fusion(%x, %w), kind=kLoop, calls=%fused_outer
   %tanh.9 = f32[8,4]{1,0} tanh(%nested_fusion)
+  %custom-call.10 = (f32[8,4]{1,0}, s8[0]{0}) custom-call(%x, %w), custom_call_target="__cublas$gemm"
+  %custom-call.11 = f32[8,4]{1,0} custom-call(%x, %w), custom_call_target="__cudnn$fmhaSoftmax"
+  %custom-call.12 = f32[8,4]{1,0} custom-call(%x), custom_call_target="SliceToDynamic"
   ROOT %tuple = (f32[8,4]{1,0}, f32[4]{0}) tuple(%tanh.9, %ynn_fusion.8)
 }
 """
@@ -72,6 +75,10 @@ def test_hlo_instructions_name_the_work_inside_each_fusion():
   assert found["transpose_fusion"][0] == "copy"
   assert found["nested_fusion"][0] == "matmul"  # a dot inside a fusion inside a fusion
   assert found["tanh.9"][0] == "elementwise and other"
+  # GPU library calls by their target: cuBLAS, cuDNN's fused attention, anything else.
+  assert found["custom-call.10"][0] == "matmul"
+  assert found["custom-call.11"][0] == "attention"
+  assert found["custom-call.12"][0] == "elementwise and other"
 
 
 def _write_trace(log_dir, events):
