@@ -163,10 +163,10 @@ def summarize_trace(log_dir: str, steps: int, top: int = 15,
   work = [e for e in events if e.get("ph") == "X" and "dur" in e
           and (e["pid"] in devices if devices else True)
           and not str(e.get("name", "")).startswith(WRAPPER_PREFIXES)]
-  if devices:  # kernels on streams, not the module/op summary lines drawn over them
-    streams = [e for e in work if thread_names.get((e["pid"], e["tid"]), "").startswith(
-        "Stream")]
-    work = streams or work
+  if devices:  # GPU kernels on streams, or a TPU's op line; not the module and step lines
+    line = lambda e: thread_names.get((e["pid"], e["tid"]), "")  # noqa: E731
+    work = ([e for e in work if line(e).startswith("Stream")]
+            or [e for e in work if line(e) == "XLA Ops"] or work)
   else:  # XLA's operations, not the waits and rendezvous of the runtime around them
     work = [e for e in work if e.get("args", {}).get("hlo_op")] or work
   by_op, counts, by_kind = collections.Counter(), collections.Counter(), collections.Counter()
@@ -188,7 +188,7 @@ def summarize_trace(log_dir: str, steps: int, top: int = 15,
       "kinds_ms_per_step": {k: per_step_ms(v) for k, v in by_kind.most_common()},
       "top_ops": [{"op": op, "kind": known[op][0] if op in known else _kind_of_name(op),
                    "source": known.get(op, ("", ""))[1],
-                   "ms_per_step": per_step_ms(us), "share": round(us / total, 4),
+                   "ms_per_step": per_step_ms(us), "share": round(us / total, 4) if total else 0.0,
                    "calls_per_step": round(counts[op] / steps, 2)}
                   for op, us in by_op.most_common(top)],
   }

@@ -140,6 +140,21 @@ def test_device_streams_are_summarized_not_the_host_or_the_op_lines(tmp_path):
                                           "collective": 1.0}
 
 
+def test_a_tpu_op_line_is_summarized_not_its_module_and_step_lines(tmp_path):
+  _write_trace(str(tmp_path), [
+      *_meta(3, 1, "/device:TPU:0", "Steps"),
+      {"ph": "M", "pid": 3, "tid": 2, "name": "thread_name", "args": {"name": "XLA Modules"}},
+      {"ph": "M", "pid": 3, "tid": 3, "name": "thread_name", "args": {"name": "XLA Ops"}},
+      _op(3, 1, "7", 10_000),                          # the step
+      _op(3, 2, "jit_train_step(42)", 10_000),         # the module
+      _op(3, 3, "convolution.4", 6_000, "convolution.4"),
+      _op(3, 3, "fusion.9", 3_000, "fusion.9"),
+  ])
+  summary = summarize_trace(str(tmp_path), steps=1)
+  assert summary["threads"] == ["XLA Ops"] and summary["busy_ms_per_step"] == 9.0
+  assert summary["kinds_ms_per_step"] == {"matmul": 6.0, "elementwise and other": 3.0}
+
+
 def test_no_trace_no_summary(tmp_path):
   assert summarize_trace(str(tmp_path), steps=1) is None
 
