@@ -173,9 +173,10 @@ def main():
             f"MFU {result['mfu']} (datasheet) / {result['mfu_vs_measured_peak']} (measured), "
             f"peak memory {result['peak_memory_gib']} GiB, first step {result['first_step_s']} s",
             flush=True)
-      if result.get("profile"):
-        print(f"{name} profile: {trace_summary.format_summary(result['profile'], top=12)}",
-              flush=True)
+      profile = result.get("profile")
+      if profile:
+        print(f"{name} profile: " + (profile["error"] if "error" in profile else
+                                     trace_summary.format_summary(profile, top=12)), flush=True)
     save()
   print(json.dumps(report, indent=1))
 

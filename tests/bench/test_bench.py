@@ -49,6 +49,23 @@ def test_train_step_benchmark_runs_the_trainers_step(monkeypatch, capsys, tmp_pa
     assert r["profile"]["steps"] == 2 and r["profile"]["kinds_ms_per_step"]["matmul"] > 0
 
 
+def test_a_profiler_that_fails_costs_only_the_profile(monkeypatch, capsys, tmp_path):
+  bench = load("train_step_speed")
+
+  def no_profiler(*args):
+    raise RuntimeError("CUPTI could not be loaded")
+  monkeypatch.setattr(bench, "traced_summary", no_profiler)
+  monkeypatch.setattr(sys, "argv", ["train_step_speed.py", "--size", "tiny", "--batch", "2",
+                                    "--inputs-len", "16", "--targets-len", "8", "--steps", "2",
+                                    "--warmup", "1", "--modes", "f32",
+                                    "--profile-dir", str(tmp_path)])
+  bench.main()
+  result = json.loads(next(l for l in capsys.readouterr().out.splitlines()
+                           if l.startswith("RESULT "))[len("RESULT "):])
+  assert result["profile"] == {"error": "RuntimeError: CUPTI could not be loaded"}
+  assert len(result["step_s_all"]) == 2 and result["tokens_per_s"] > 0
+
+
 def test_decode_benchmark_times_the_projects_greedy_decode(monkeypatch, capsys):
   bench = load("decode_speed")
   calls = []
