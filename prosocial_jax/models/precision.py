@@ -152,7 +152,7 @@ def check_matmul(matmul: str, dtype: str, *, owner: str) -> None:
     raise ConfigError(f"{owner}.matmul must be one of {sorted(MATMULS)}, got {matmul!r}")
   if matmul in _FAST_DTYPE and dtype != _FAST_DTYPE[matmul]:
     raise ConfigError(f"{owner}.matmul={matmul!r} needs dtype={_FAST_DTYPE[matmul]!r}, "
-                     f"got {dtype!r}")
+                      f"got {dtype!r}")
 
 
 def dot_general_for(matmul: str, override: Optional[Callable[..., Array]] = None):

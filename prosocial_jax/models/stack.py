@@ -51,7 +51,7 @@ CACHE_SCAN_AXIS = 1
 def check_remat_policy(policy: str, *, owner: str) -> None:
   if policy not in REMAT_POLICIES:
     raise ConfigError(f"{owner}.remat_policy must be one of {sorted(REMAT_POLICIES)}, "
-                     f"got {policy!r}")
+                      f"got {policy!r}")
 
 
 def run_layers(layer_cls: type, config: Any, dot_general: Callable, num_layers: int,

@@ -80,15 +80,18 @@ def _shape_error(source: str, expected: Mapping[str, list[int]],
                                 "shape than this model's:\n" + "\n".join(lines) + why)
 
 
+def _differing_fields(theirs: Mapping[str, Any], ours: Mapping[str, Any]) -> list[str]:
+  """The model-config fields, run settings aside, in which two configs differ."""
+  return [k for k in sorted(ours) if k not in RUN_SETTINGS and theirs.get(k) != ours.get(k)]
+
+
 def _config_lines(saved: Mapping[str, Any], model_config) -> list[str]:
-  """The model-config fields (not run settings) of our checkpoint that differ from this
-  model's: what explains a shape mismatch (e.g. `vocab_size`)."""
+  """What explains a shape mismatch with one of our checkpoints (e.g. `vocab_size`)."""
   if not saved or model_config is None:
     return []
   ours = config_to_dict(model_config)
-  return [f"  model_config.{k}: checkpoint {saved.get(k)!r}, this model {ours.get(k)!r}"
-          for k in sorted(set(saved) | set(ours))
-          if k not in RUN_SETTINGS and saved.get(k) != ours.get(k)]
+  return [f"  model_config.{k}: checkpoint {saved.get(k)!r}, this model {ours[k]!r}"
+          for k in _differing_fields(saved, ours)]
 
 
 def _import_params(path: str, format: str, model_config, expected_shapes, target_params):
@@ -96,7 +99,7 @@ def _import_params(path: str, format: str, model_config, expected_shapes, target
   imported = importers.import_checkpoint(path, format=format, config=model_config)
   if model_config is not None:
     theirs, ours = config_to_dict(imported.config), config_to_dict(model_config)
-    fields = [k for k in sorted(ours) if k not in RUN_SETTINGS and theirs.get(k) != ours.get(k)]
+    fields = _differing_fields(theirs, ours)
     if fields:
       raise InitialCheckpointError(
           f"INITIAL_CHECKPOINT_PATH {path} ({imported.format}) is another model: " +
