@@ -13,7 +13,8 @@ never touches jax: its client would take the device memory the children need.
 
 The JSON (rewritten after every measurement, so a run cut short keeps what it
 measured): `device`, `jax`, `matmul_peak_tflops`, `runs` (one object per
-measurement: train_step_speed's RESULT plus `mfu_vs_measured_peak`; the first one also
+measurement: train_step_speed's RESULT plus `mfu_vs_measured_peak`, and for an A/B
+(`BASELINES`) `versus`: the speed-up and the first-step losses' difference; the first one also
 `profile`, two more steps traced with jax.profiler and summarized by kind of work and
 busiest kernels, unless --no-profile), `skipped`
 (what the time budget left out) and `failed` (with the error's last lines).
@@ -33,9 +34,12 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 # Lengths are the recipes' (gin/canary/stage2.gin 512/128, gin/prost/paper_recipe.gin 128/128);
 # batches fill most of an 80-141 GB device (estimates: bench/param_counts.py). No bf16_fast:
 # the CPU's matmul is not for GPUs, and unscanned it did not compile in 160 s on the H200.
+T5_LARGE = ("--family t5_1_0 --size large --modes bf16_xla --optimizer adafactor "
+            "--scan --batch 64 --inputs-len 512 --targets-len 128")
 FULL = [
-    ("t5_large_bf16", "--family t5_1_0 --size large --modes bf16_xla --optimizer adafactor "
-                      "--scan --batch 64 --inputs-len 512 --targets-len 128"),
+    ("t5_large_bf16", T5_LARGE),
+    # The same step on cuDNN's flash attention (attention_kernel='cudnn'): an A/B.
+    ("t5_large_bf16_cudnn_attention", T5_LARGE + " --attention-kernel cudnn"),
     ("prost_2_7b_bf16", "--family prost --size 2_7b --modes bf16_xla --optimizer adam "
                         "--scan --batch 128 --inputs-len 128 --targets-len 128"),
     ("t5_large_bf16_b128_remat", "--family t5_1_0 --size large --modes bf16_xla "
@@ -44,6 +48,8 @@ FULL = [
     ("t5_large_f32", "--family t5_1_0 --size large --modes f32 --optimizer adafactor "
                      "--batch 32 --inputs-len 512 --targets-len 128"),
 ]
+# A measurement that changes one thing of another: its name -> the other's.
+BASELINES = {"t5_large_bf16_cudnn_attention": "t5_large_bf16"}
 QUICK = [("t5_small_bf16", "--family t5_1_1 --size small --modes bf16_xla --batch 8 "
                            "--inputs-len 128 --targets-len 64")]
 OOM_MARKERS = ("RESOURCE_EXHAUSTED", "Out of memory", "out of memory")
@@ -85,6 +91,19 @@ def run_one(args_line: str, steps: int, timeout_s: float, profile_dir: str | Non
   if oom:  # the allocator's line that says how much was asked for
     lines = [l for l in lines if any(m in l for m in OOM_MARKERS)][:3] + lines[-5:]
   return None, "\n".join(lines[-15:]), oom
+
+
+def comparison(result: dict, runs: list[dict]) -> dict | None:
+  """`result` against the run it changes one thing of (`BASELINES`), when both ran at the
+  same batch: the speed-up (baseline s/step over this one's) and how far apart the
+  first steps' losses are (the same parameters and tokens: the kernels' agreement)."""
+  base = next((r for r in runs if r["name"] == BASELINES.get(result["name"])), None)
+  if base is None or base["batch"] != result["batch"]:
+    return None
+  return {"baseline": base["name"],
+          "speedup": round(base["step_s_median"] / result["step_s_median"], 3),
+          "first_loss_relative_difference": round(
+              abs(result["first_loss"] - base["first_loss"]) / abs(base["first_loss"]), 6)}
 
 
 def batch_of(args_line: str) -> int:
@@ -167,10 +186,15 @@ def main():
       result.update(name=name, wall_s=round(time.time() - t0, 1),
                     mfu_vs_measured_peak=round(result["achieved_gflops"] / 1e3 / peak, 4)
                     if peak else None)
+      versus = comparison(result, report["runs"])
+      if versus:
+        result["versus"] = versus
       report["runs"].append(result)
       print(f"{name}: {result['step_s_median']} s/step, {result['tokens_per_s']} tokens/s, "
             f"MFU {result['mfu']} (datasheet) / {result['mfu_vs_measured_peak']} (measured), "
-            f"peak memory {result['peak_memory_gib']} GiB, first step {result['first_step_s']} s",
+            f"peak memory {result['peak_memory_gib']} GiB, first step {result['first_step_s']} s"
+            + (f"; vs {versus['baseline']}: {versus['speedup']}x, first losses "
+               f"{versus['first_loss_relative_difference']:.2e} apart" if versus else ""),
             flush=True)
       profile = result.get("profile")
       if profile:

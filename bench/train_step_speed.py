@@ -11,7 +11,8 @@ The step is the trainer's: `EncoderDecoderModel.loss_fn` differentiated by
 rate 1e-3 (`--optimizer adam`: the trainer's `adam`, Prost's). Random tokens, one device, median of --steps timed steps after
 --warmup. Modes: f32 (float32 / XLA), f32_fast (float32 with the custom-VJP matmul),
 bf16_xla (flax dtype only), bf16_fast (bfloat16 with the custom-VJP matmul). `--family` picks T5 v1.1 / v1.0 or Prost,
-`--remat` the layers' rematerialisation policy; on an accelerator the result
+`--remat` the layers' rematerialisation policy, `--attention-kernel cudnn` cuDNN's flash
+attention (GPU, bf16 modes); on an accelerator the result
 also carries the device's peak memory (`memory_stats()["peak_bytes_in_use"]`).
 `--profile-dir DIR` then traces --profile-steps more steps per mode with
 `jax.profiler` into DIR/<mode> and adds the trace's summary (`training.trace_summary`:
@@ -65,6 +66,7 @@ def main():
   p.add_argument("--optimizer", choices=list(OPTIMIZERS), default="adafactor")
   p.add_argument("--remat", default="none", help="the config's remat_policy")
   p.add_argument("--scan", action="store_true", help="scan_layers=True (faster compiles)")
+  p.add_argument("--attention-kernel", default="xla", help="the config's attention_kernel")
   p.add_argument("--batch", type=int, default=8)
   p.add_argument("--inputs-len", type=int, default=128)
   p.add_argument("--targets-len", type=int, default=64)
@@ -86,7 +88,8 @@ def main():
   for mode in args.modes:
     dtype, matmul = MODES[mode]
     config = FAMILIES[args.family](args.size, vocab_size=vocab, dtype=dtype, matmul=matmul,
-                                   remat_policy=args.remat, scan_layers=args.scan)
+                                   remat_policy=args.remat, scan_layers=args.scan,
+                                   attention_kernel=args.attention_kernel)
     model = EncoderDecoderModel(config)
     if params is None:  # parameters are float32 in every mode: initialise once
       params = jax.jit(lambda r, b: nn.unbox(model.init(r, b)))(key, batch)
@@ -98,6 +101,7 @@ def main():
     t0 = time.perf_counter()
     state, metrics = jax.block_until_ready(step(state, batch, key))
     first_step_s = time.perf_counter() - t0
+    first_loss = float(metrics["loss"])  # the initial parameters': kernels compare on it
     for _ in range(args.warmup - 1):
       state, metrics = jax.block_until_ready(step(state, batch, key))
     times = []
@@ -124,6 +128,7 @@ def main():
     print("RESULT " + json.dumps(dict(
         framework="jax", jax=jax.__version__, device_kind=device_kind, family=args.family,
         size=args.size, mode=mode, dtype=dtype, matmul=matmul, remat=args.remat, scan=args.scan,
+        attention_kernel=args.attention_kernel,
         batch=args.batch, inputs_len=args.inputs_len, targets_len=args.targets_len,
         optimizer=args.optimizer, parameters=parameter_count,
         first_step_s=round(first_step_s, 2), step_s_median=round(median, 4),
@@ -133,7 +138,8 @@ def main():
         peak_gflops=None if peak is None else round(peak / 1e9, 1), peak_source=peak_source,
         mfu=None if utilisation is None else round(utilisation, 4),
         peak_memory_gib=peak_memory_gib(),
-        loss=round(float(metrics["loss"]), 4), profile=profile)), flush=True)
+        first_loss=round(first_loss, 4), loss=round(float(metrics["loss"]), 4),
+        profile=profile)), flush=True)
     del state, step
 
 

@@ -1,4 +1,4 @@
-"""Attention: masks, dot-product attention (plain and over a KV cache), and
+"""Attention: masks, dot-product attention (plain, fused and over a KV cache), and
 `MultiHeadAttention`, the self- and cross-attention block of T5 and Prost.
 
 Like `layers`, no mesh code: activations name their logical axes.
@@ -16,6 +16,7 @@ import numpy as np
 from jax import lax
 
 from prosocial_jax.models import precision, reductions
+from prosocial_jax.models.errors import ConfigError
 from prosocial_jax.models.layers import (Array, DenseGeneral, DotGeneral, DType, Initializer,
                                          attention_kernel_init, constrain)
 
@@ -126,6 +127,50 @@ def dot_product_attention(query: Array, key: Array, value: Array, bias: Optional
   return jnp.einsum("bhqk,bkhd->bqhd", weights.astype(dtype), value.astype(dtype))
 
 
+# `attention_kernel` of the model configs: "xla" is `dot_product_attention` above (any
+# backend); "cudnn" is cuDNN's fused flash attention (NVIDIA GPUs, bf16), which never
+# writes the [batch, heads, q, k] logits and probabilities to memory.
+ATTENTION_KERNELS = ("xla", "cudnn")
+# `jax.nn.dot_product_attention`'s implementation behind "cudnn" (tests put its "xla"
+# reference here to check the plumbing on a CPU).
+FUSED_IMPLEMENTATION = "cudnn"
+
+
+def check_attention_kernel(kernel: str, dtype: str, attention_dropout: float, *,
+                           owner: str, dropout_field: str) -> None:
+  """Config validation shared by the model families."""
+  if kernel not in ATTENTION_KERNELS:
+    raise ConfigError(f"{owner}.attention_kernel must be one of {ATTENTION_KERNELS}, "
+                      f"got {kernel!r}")
+  if kernel == "cudnn" and dtype != "bfloat16":
+    raise ConfigError(f"{owner}.attention_kernel='cudnn' needs dtype='bfloat16' (cuDNN's "
+                      f"flash attention takes bf16 or fp16), got {dtype!r}")
+  if kernel == "cudnn" and attention_dropout > 0.0:
+    raise ConfigError(f"{owner}.attention_kernel='cudnn' cannot drop attention weights: set "
+                      f"{owner}.{dropout_field}=0 or attention_kernel='xla' (it is "
+                      f"{attention_dropout})")
+
+
+def fused_attention(query: Array, key: Array, value: Array, mask: Optional[Array],
+                    bias: Optional[Array], *, dtype: DType) -> Array:
+  """cuDNN's flash attention: query [b, q, h, d], key/value [b, k, h, d], boolean mask
+  [b|1, 1, q, k], bias [1, h, q, k] -> [b, q, h, d]; no dropout.
+
+  The logits are not scaled (T5 folds 1/sqrt(head_dim) into the query's initialiser,
+  Prost scales the query before), the bias is added in the query's dtype (bf16, as
+  T5X's logits), softmax and accumulation are float32 inside the kernel.
+  """
+  backend = jax.default_backend()
+  if FUSED_IMPLEMENTATION == "cudnn" and backend != "gpu":
+    raise ConfigError(f"attention_kernel='cudnn' runs on NVIDIA GPUs; this job's backend is "
+                      f"{backend!r}: use attention_kernel='xla'")
+  out = jax.nn.dot_product_attention(
+      query, key.astype(query.dtype), value.astype(query.dtype),
+      bias=None if bias is None else bias.astype(query.dtype), mask=mask, scale=1.0,
+      implementation=FUSED_IMPLEMENTATION)
+  return out.astype(dtype)
+
+
 def _key_cache_layout(key: Array) -> Array:
   return jnp.transpose(key, (0, 2, 3, 1))  # [b, k, h, d] -> [b, h, d, k]
 
@@ -180,6 +225,7 @@ class MultiHeadAttention(nn.Module):
   dot_general: DotGeneral = lax.dot_general
   use_bias: bool = False
   query_scale: Optional[float] = None
+  attention_kernel: str = "xla"  # ATTENTION_KERNELS: cached decoding steps always use "xla"
   # Parameter names of the query, key, value and output projections.
   names: tuple[str, str, str, str] = ("query", "key", "value", "out")
 
@@ -237,6 +283,17 @@ class MultiHeadAttention(nn.Module):
         causal = jnp.arange(decode_length)[None, :] <= query_pos[:, None]  # [q, cache]
         mask = combine_masks(mask, causal[None, None])
 
+    if key_t is None and self.attention_kernel == "cudnn":
+      x = fused_attention(query, key, value, mask, bias, dtype=self.dtype)
+    else:
+      x = self._attend(query, key, value, key_t, value_t, mask, bias, deterministic)
+    out = DenseGeneral(inputs_q.shape[-1], axis=(-2, -1), kernel_axes=("joined_kv", "embed"),
+                       kernel_init=self.kernel_init, dtype=self.dtype,
+                       dot_general=self.dot_general, use_bias=self.use_bias, name=out_name)(x)
+    return constrain(out, ("batch", "length", "embed"))  # [batch, q_len, embed]
+
+  def _attend(self, query, key, value, key_t, value_t, mask, bias, deterministic) -> Array:
+    """The "xla" kernel, plain or over the cache -> [batch, q_len, heads, head_dim]."""
     attention_bias = None
     if mask is not None:
       attention_bias = jnp.where(mask, 0.0, _MASK_VALUE).astype(jnp.float32)
@@ -244,19 +301,12 @@ class MultiHeadAttention(nn.Module):
       if bias.shape[0] == 1 and query.shape[0] > 1:  # one position bias for the batch:
         bias = reductions.broadcast_leading(bias, query.shape[0])  # its gradient sums it
       attention_bias = bias if attention_bias is None else attention_bias + bias
-
     if key_t is not None:
-      x = cached_attention(query, key_t, value_t, attention_bias, dtype=self.dtype)
-    else:
-      dropout_rng = None
-      if not deterministic and self.dropout_rate > 0.0:
-        dropout_rng = self.make_rng("dropout")
-      x = dot_product_attention(query, key, value, attention_bias, dropout_rng=dropout_rng,
-                                dropout_rate=self.dropout_rate, deterministic=deterministic,
-                                dtype=self.dtype,
-                                einsum=precision.attention_einsum_for(self.dot_general))
-      # x: [batch, q_len, heads, head_dim]
-    out = DenseGeneral(inputs_q.shape[-1], axis=(-2, -1), kernel_axes=("joined_kv", "embed"),
-                       kernel_init=self.kernel_init, dtype=self.dtype,
-                       dot_general=self.dot_general, use_bias=self.use_bias, name=out_name)(x)
-    return constrain(out, ("batch", "length", "embed"))  # [batch, q_len, embed]
+      return cached_attention(query, key_t, value_t, attention_bias, dtype=self.dtype)
+    dropout_rng = None
+    if not deterministic and self.dropout_rate > 0.0:
+      dropout_rng = self.make_rng("dropout")
+    return dot_product_attention(query, key, value, attention_bias, dropout_rng=dropout_rng,
+                                 dropout_rate=self.dropout_rate, deterministic=deterministic,
+                                 dtype=self.dtype,
+                                 einsum=precision.attention_einsum_for(self.dot_general))

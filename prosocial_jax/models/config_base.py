@@ -14,7 +14,7 @@ from typing import Any, ClassVar, Mapping
 
 import jax.numpy as jnp
 
-from prosocial_jax.models import precision, stack
+from prosocial_jax.models import attention, precision, stack
 from prosocial_jax.models.errors import ConfigError, unknown_fields
 
 # Activation dtypes; parameters are always float32.
@@ -25,11 +25,13 @@ class ModelConfig:
   """Base of the families' config dataclasses (`T5Config`, `ProstConfig`).
 
   Subclasses list their integer sizes in `POSITIVE_FIELDS` and their
-  probabilities in `RATE_FIELDS`, and have the fields `dtype`, `matmul` and
-  `remat_policy`; `__post_init__` checks them all.
+  probabilities in `RATE_FIELDS`, and have the fields `dtype`, `matmul`,
+  `attention_kernel` and `remat_policy`; `__post_init__` checks them all.
+  `ATTENTION_DROPOUT_FIELD` names the rate that drops attention weights.
   """
   POSITIVE_FIELDS: ClassVar[tuple[str, ...]] = ()
   RATE_FIELDS: ClassVar[tuple[str, ...]] = ()
+  ATTENTION_DROPOUT_FIELD: ClassVar[str] = "dropout_rate"
 
   def __post_init__(self):
     owner = type(self).__name__
@@ -46,6 +48,9 @@ class ModelConfig:
       if not 0.0 <= getattr(self, name) < 1.0:
         raise ConfigError(f"{owner}.{name} must be in [0, 1), got {getattr(self, name)}")
     precision.check_matmul(self.matmul, self.dtype, owner=owner)
+    attention.check_attention_kernel(
+        self.attention_kernel, self.dtype, getattr(self, self.ATTENTION_DROPOUT_FIELD),
+        owner=owner, dropout_field=self.ATTENTION_DROPOUT_FIELD)
     stack.check_remat_policy(self.remat_policy, owner=owner)
 
   @property

@@ -131,3 +131,18 @@ def test_run_gives_ours_and_the_peer_one_environment(monkeypatch):
   assert ("glibc.malloc.hugetlb=1" in forced.get("GLIBC_TUNABLES", "")) == (glibc >= (2, 35))
   monkeypatch.setenv("PROSOCIAL_JAX_HUGEPAGES", "0")
   assert "GLIBC_TUNABLES" not in run.host_memory.environment()
+
+
+def test_gpu_check_compares_an_ab_run_with_its_baseline_at_the_same_batch():
+  check = load("gpu_check")
+  base = {"name": "t5_large_bf16", "batch": 64, "step_s_median": 0.45, "first_loss": 10.0}
+  fused = {"name": "t5_large_bf16_cudnn_attention", "batch": 64, "step_s_median": 0.36,
+           "first_loss": 10.002}
+  assert check.comparison(fused, [base]) == {
+      "baseline": "t5_large_bf16", "speedup": 1.25, "first_loss_relative_difference": 2e-4}
+  assert check.comparison(dict(fused, batch=32), [base]) is None  # halved after an OOM
+  assert check.comparison(fused, []) is None and check.comparison(base, [fused]) is None
+  # Every A/B names a measurement of the list, and runs after it.
+  names = [name for name, _ in check.FULL]
+  for name, baseline in check.BASELINES.items():
+    assert names.index(baseline) < names.index(name)

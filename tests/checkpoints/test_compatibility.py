@@ -8,6 +8,7 @@ import seqio
 from prosocial_jax.checkpoints.compatibility import (CheckpointMismatchError, check_compatible,
                                                      param_shapes, vocabulary_record)
 from prosocial_jax.inference.model import EncoderDecoderModel
+from prosocial_jax.models import attention
 from prosocial_jax.models.registry import config_to_dict
 from prosocial_jax.partitioning import MeshShape, create_mesh
 from prosocial_jax.training.train_state import state_shardings
@@ -53,9 +54,20 @@ def test_another_model_with_the_same_shapes_is_refused(field, value, line):
 
 def test_run_settings_may_change_and_are_logged(caplog):
   check_compatible(_meta(tiny_test_config()),
-                   _meta(tiny_test_config(dropout_rate=0.1, remat_policy="full")),
+                   _meta(tiny_test_config(dropout_rate=0.1, remat_policy="full",
+                                          matmul="f32_fast")),
                    model_dir="/runs/x", step=1)
   assert "dropout_rate" in caplog.text and "remat_policy" in caplog.text
+  assert "matmul" in caplog.text
+
+
+def test_the_attention_kernel_is_a_run_setting(caplog, monkeypatch):
+  monkeypatch.setattr(attention, "FUSED_IMPLEMENTATION", "xla")  # cuDNN's reference on a CPU
+  bf16 = dict(dtype="bfloat16")
+  check_compatible(_meta(tiny_test_config(**bf16)),
+                   _meta(tiny_test_config(attention_kernel="cudnn", **bf16)),
+                   model_dir="/runs/x", step=1)
+  assert "attention_kernel" in caplog.text
 
 
 def test_vocabularies_are_identified_by_kind_file_and_extra_ids():

@@ -32,6 +32,7 @@ class ProstConfig(ModelConfig):
   POSITIVE_FIELDS = ("vocab_size", "emb_dim", "num_heads", "head_dim", "mlp_dim",
                      "max_positions", "num_encoder_layers", "num_decoder_layers")
   RATE_FIELDS = ("dropout_rate", "attention_dropout_rate")
+  ATTENTION_DROPOUT_FIELD = "attention_dropout_rate"
 
   vocab_size: int                 # vocab_size
   emb_dim: int                    # d_model
@@ -49,6 +50,9 @@ class ProstConfig(ModelConfig):
   # Activation dtype (`config_base.DTYPES`); parameters are always float32.
   dtype: str = "float32"
   matmul: str = "xla"             # precision.MATMULS
+  # attention.ATTENTION_KERNELS; "cudnn" (flash attention): NVIDIA GPUs, bfloat16, no
+  # attention_dropout
+  attention_kernel: str = "xla"
   remat_policy: str = "none"      # stack.REMAT_POLICIES
   scan_layers: bool = False
 

@@ -87,7 +87,7 @@ class _Block(blocks.Block):
         dropout_rate=cfg.attention_dropout_rate, kernel_init=_attention_init,
         cross_attention=cross_attention, dot_general=self.dot_general, use_bias=True,
         query_scale=cfg.head_dim ** -0.5, names=("q_proj", "k_proj", "v_proj", "out_proj"),
-        name=name)
+        attention_kernel=cfg.attention_kernel, name=name)
 
   def mlp(self, x):
     # fc1 / fc2 sit directly in the layer (HF layout): a MlpBlock named by its

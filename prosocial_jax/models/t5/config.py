@@ -41,6 +41,9 @@ class T5Config(ModelConfig):
   # Matmul kernel (`precision.MATMULS`): "bf16_fast" needs dtype="bfloat16", "f32_fast"
   # dtype="float32" (faster train steps on a CPU).
   matmul: str = "xla"
+  # Attention kernel (`attention.ATTENTION_KERNELS`): "cudnn" is cuDNN's flash attention
+  # (NVIDIA GPUs, dtype="bfloat16", dropout_rate=0: T5 drops attention weights too).
+  attention_kernel: str = "xla"
   # Rematerialisation of each layer in the backward pass (`stack.REMAT_POLICIES`).
   remat_policy: str = "none"
   # One `nn.scan` over a stack's layers: parameters gain a `layers` axis at position 1,

@@ -75,7 +75,7 @@ class _Block(blocks.Block):
     return attention.MultiHeadAttention(
         num_heads=cfg.num_heads, head_dim=cfg.head_dim, dtype=cfg.activation_dtype,
         dropout_rate=cfg.dropout_rate, cross_attention=cross_attention,
-        dot_general=self.dot_general, name=name)
+        dot_general=self.dot_general, attention_kernel=cfg.attention_kernel, name=name)
 
   def mlp(self, x):
     cfg = self.config

@@ -1,0 +1,133 @@
+"""attention_kernel='cudnn': cuDNN's flash attention behind `jax.nn.dot_product_attention`.
+
+cuDNN itself needs an NVIDIA GPU (`bench/gpu_check.py` measures it there). On a CPU these
+tests put `jax.nn.dot_product_attention`'s own XLA reference behind the same call and check
+our side of it: layouts, masks, the position bias and its gradient, the unscaled logits,
+dtypes, the decoding paths, and the errors.
+"""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from prosocial_jax.inference.decoding import greedy_decode
+from prosocial_jax.models import attention, prost_config
+from prosocial_jax.models.errors import ConfigError
+from prosocial_jax.models.registry import build_module
+
+from .test_options import batch, init, loss_and_grads, micro_t5
+
+VOCAB = 64
+
+
+@pytest.fixture
+def reference_kernel(monkeypatch):
+  monkeypatch.setattr(attention, "FUSED_IMPLEMENTATION", "xla")
+
+
+def relative_error(a, b) -> float:
+  a, b = (jnp.concatenate([x.astype(jnp.float32).ravel() for x in jax.tree.leaves(t)])
+          for t in (a, b))
+  return float(jnp.linalg.norm(a - b) / jnp.linalg.norm(b))
+
+
+def test_fused_attention_takes_masks_and_bias_as_ours_does(reference_kernel):
+  b, q, k, h, d = 2, 6, 8, 3, 16
+  keys = jax.random.split(jax.random.key(0), 4)
+  query, key, value = (jax.random.normal(r, s, jnp.float32).astype(jnp.bfloat16)
+                       for r, s in zip(keys, [(b, q, h, d), (b, k, h, d), (b, k, h, d)]))
+  position_bias = jax.random.normal(keys[3], (1, h, q, k), jnp.float32)
+  # Padding in the second example's keys, and two packed segments in the first.
+  segments = jnp.array([[1, 1, 1, 2, 2, 2, 2, 2], [1, 1, 1, 1, 1, 0, 0, 0]])
+  mask = attention.combine_masks(attention.make_segment_mask(segments[:, :q], segments),
+                                 attention.make_padding_mask(segments[:, :q], segments))
+
+  def ours(query, key, value, position_bias):
+    bias = jnp.where(mask, 0.0, -1e10) + position_bias
+    return attention.dot_product_attention(query, key, value, bias, dropout_rng=None,
+                                           dropout_rate=0.0, deterministic=True,
+                                           dtype=jnp.bfloat16)
+
+  def fused(query, key, value, position_bias):
+    return attention.fused_attention(query, key, value, mask, position_bias,
+                                     dtype=jnp.bfloat16)
+
+  # A padding query (the second example's last) attends to nothing: its output is
+  # meaningless on both kernels (XLA's reference zeroes it) and never reaches the loss.
+  real = (segments[:, :q] > 0)[:, :, None, None]
+  as_f32 = lambda x: jnp.where(real, x.astype(jnp.float32), 0.0)
+  np.testing.assert_allclose(as_f32(fused(query, key, value, position_bias)),
+                             as_f32(ours(query, key, value, position_bias)), atol=3e-2, rtol=2e-2)
+  # Masked keys get no weight: changing their values changes nothing.
+  masked_out = segments == 0
+  masked_out = masked_out.at[0, 3:].set(True)  # for the first example's first segment
+  changed = jnp.where(masked_out[:, :, None, None], 100.0, value.astype(jnp.float32))
+  np.testing.assert_array_equal(
+      fused(query, key, changed.astype(jnp.bfloat16), position_bias)[0, :3],
+      fused(query, key, value, position_bias)[0, :3])
+  np.testing.assert_array_equal(
+      fused(query, key, changed.astype(jnp.bfloat16), position_bias)[1, :5],
+      fused(query, key, value, position_bias)[1, :5])
+  # Gradients, the position bias's summed over the batch included.
+  loss = lambda f: lambda *a: jnp.sum(as_f32(f(*a)) ** 2)
+  ours_grads = jax.grad(loss(ours), argnums=(0, 1, 2, 3))(query, key, value, position_bias)
+  fused_grads = jax.grad(loss(fused), argnums=(0, 1, 2, 3))(query, key, value, position_bias)
+  assert fused_grads[3].shape == (1, h, q, k) and fused_grads[3].dtype == jnp.float32
+  for name, got, want in zip(("query", "key", "value", "bias"), fused_grads, ours_grads):
+    assert relative_error(got, want) < 3e-2, name
+
+
+def test_a_t5_on_the_fused_kernel_trains_and_decodes_as_on_xlas(reference_kernel):
+  xla, fused = micro_t5(dtype="bfloat16"), micro_t5(dtype="bfloat16", attention_kernel="cudnn")
+  params = init(xla)
+  xla_loss, xla_grads = loss_and_grads(xla, params)
+  fused_loss, fused_grads = loss_and_grads(fused, params)
+  np.testing.assert_allclose(fused_loss, xla_loss, rtol=1e-2)
+  # The whole bf16 model: the bias is added in bf16 here, in float32 on the XLA kernel.
+  assert relative_error(fused_grads, xla_grads) < 3e-2
+  bias_grad = lambda g: g["encoder"]["relpos_bias"]["rel_embedding"]
+  assert relative_error(bias_grad(fused_grads), bias_grad(xla_grads)) < 3e-2
+  enc = batch()[0]
+  decode = lambda cfg: greedy_decode(build_module(cfg), params, enc, max_decode_length=8,
+                                     eos_id=-1)
+  np.testing.assert_array_equal(decode(fused), decode(xla))
+
+
+def test_a_prost_on_the_fused_kernel_gives_xlas_loss(reference_kernel):
+  micro = functools.partial(prost_config, "tiny", vocab_size=VOCAB, dtype="bfloat16")
+  xla, fused = micro(), micro(attention_kernel="cudnn")
+  params = init(xla)
+  xla_loss, xla_grads = loss_and_grads(xla, params)
+  fused_loss, fused_grads = loss_and_grads(fused, params)
+  np.testing.assert_allclose(fused_loss, xla_loss, rtol=1e-2)
+  assert relative_error(fused_grads, xla_grads) < 3e-2
+
+
+def test_the_cudnn_kernel_off_a_gpu_is_refused_by_name():
+  config = micro_t5(dtype="bfloat16", attention_kernel="cudnn")
+  with pytest.raises(ConfigError, match="attention_kernel='cudnn' runs on NVIDIA GPUs; this "
+                                        "job's backend is 'cpu'"):
+    init(config)
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: micro_t5(attention_kernel="cudnn"), "needs dtype='bfloat16'"),
+    (lambda: micro_t5(dtype="bfloat16", attention_kernel="cudnn", dropout_rate=0.1),
+     r"cannot drop attention weights: set T5Config.dropout_rate=0"),
+    (lambda: prost_config("tiny", vocab_size=VOCAB, dtype="bfloat16", attention_kernel="cudnn",
+                          attention_dropout_rate=0.1),
+     r"set ProstConfig.attention_dropout_rate=0"),
+    (lambda: micro_t5(attention_kernel="flash"), r"must be one of \('xla', 'cudnn'\)"),
+])
+def test_configs_the_kernel_cannot_run_are_refused(make, message):
+  with pytest.raises(ConfigError, match=message):
+    make()
+
+
+def test_prost_keeps_residual_dropout_with_the_fused_kernel():
+  config = prost_config("tiny", vocab_size=VOCAB, dtype="bfloat16", attention_kernel="cudnn",
+                        dropout_rate=0.1)
+  assert config.dropout_rate == 0.1 and config.attention_dropout_rate == 0.0
