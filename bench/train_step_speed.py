@@ -12,7 +12,8 @@ rate 1e-3 (`--optimizer adam`: the trainer's `adam`, Prost's). Random tokens, on
 --warmup. Modes: f32 (float32 / XLA), f32_fast (float32 with the custom-VJP matmul),
 bf16_xla (flax dtype only), bf16_fast (bfloat16 with the custom-VJP matmul). `--family` picks T5 v1.1 / v1.0 or Prost,
 `--remat` the layers' rematerialisation policy, `--attention-kernel cudnn` cuDNN's flash
-attention (GPU, bf16 modes); on an accelerator the result
+attention (GPU, bf16 modes), `--dropout` the config's dropout rate (default 0; the
+result names the PRNG, `JAX_DEFAULT_PRNG_IMPL`); on an accelerator the result
 also carries the device's peak memory (`memory_stats()["peak_bytes_in_use"]`).
 `--profile-dir DIR` then traces --profile-steps more steps per mode with
 `jax.profiler` into DIR/<mode> and adds the trace's summary (`training.trace_summary`:
@@ -50,6 +51,10 @@ VOCAB = {"t5_1_1": 32128, "t5_1_0": 32128, "prost": 8008}
 OPTIMIZERS = {"adafactor": optimizers.adafactor, "adam": optimizers.adam}
 
 
+def dropout_fields(family: str, rate: float) -> dict:
+  return dict(dropout_rate=rate, **({"attention_dropout_rate": rate} if family == "prost" else {}))
+
+
 def random_batch(batch, inputs_len, targets_len, vocab=VOCAB["t5_1_1"], seed=0):
   rng = np.random.default_rng(seed)
   targets = rng.integers(2, vocab, (batch, targets_len), dtype=np.int32)
@@ -67,6 +72,8 @@ def main():
   p.add_argument("--remat", default="none", help="the config's remat_policy")
   p.add_argument("--scan", action="store_true", help="scan_layers=True (faster compiles)")
   p.add_argument("--attention-kernel", default="xla", help="the config's attention_kernel")
+  p.add_argument("--dropout", type=float, default=0.0,
+                 help="the config's dropout_rate (Prost: also attention_dropout_rate)")
   p.add_argument("--batch", type=int, default=8)
   p.add_argument("--inputs-len", type=int, default=128)
   p.add_argument("--targets-len", type=int, default=64)
@@ -89,7 +96,8 @@ def main():
     dtype, matmul = MODES[mode]
     config = FAMILIES[args.family](args.size, vocab_size=vocab, dtype=dtype, matmul=matmul,
                                    remat_policy=args.remat, scan_layers=args.scan,
-                                   attention_kernel=args.attention_kernel)
+                                   attention_kernel=args.attention_kernel,
+                                   **dropout_fields(args.family, args.dropout))
     model = EncoderDecoderModel(config)
     if params is None:  # parameters are float32 in every mode: initialise once
       params = jax.jit(lambda r, b: nn.unbox(model.init(r, b)))(key, batch)
@@ -128,7 +136,8 @@ def main():
     print("RESULT " + json.dumps(dict(
         framework="jax", jax=jax.__version__, device_kind=device_kind, family=args.family,
         size=args.size, mode=mode, dtype=dtype, matmul=matmul, remat=args.remat, scan=args.scan,
-        attention_kernel=args.attention_kernel,
+        attention_kernel=args.attention_kernel, dropout=args.dropout,
+        prng_impl=str(jax.config.jax_default_prng_impl),
         batch=args.batch, inputs_len=args.inputs_len, targets_len=args.targets_len,
         optimizer=args.optimizer, parameters=parameter_count,
         first_step_s=round(first_step_s, 2), step_s_median=round(median, 4),
