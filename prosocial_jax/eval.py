@@ -196,7 +196,7 @@ def evaluate_checkpoint(model_dir: str, *, task: str | None = None, split: str =
     tasks.set_data_root(sample_data_root() if data_root == "sample" else data_root)
   _use_vocabulary(stored.vocabulary)
 
-  model = EncoderDecoderModel(stored.config)
+  model = EncoderDecoderModel(stored.config.runnable_on(jax.default_backend()))
   # Built before the parameters are read: bad data or a missing split fails in seconds.
   evaluation = SeqioEvaluation(name, lengths, batch_size, split=split,
                                max_examples=max_examples,

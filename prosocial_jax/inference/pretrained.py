@@ -5,7 +5,8 @@
     pretrained = load_pretrained("canary_hf")               # written by prosocial_jax.export
 
 Either way the result holds the model config, float32 numpy parameters
-(unscanned: inference needs no scanned stacks), the vocabulary record
+(unscanned: inference needs no scanned stacks; attention_kernel='cudnn' only on a GPU,
+else 'xla', the same model: `ModelConfig.runnable_on`), the vocabulary record
 ({"kind": "sentencepiece" | "byte", "path", "extra_ids"}, as checkpoints record
 it) and the task and feature lengths the run trained on, so that inputs are cut
 and decoded to the lengths the model learned. A MODEL_DIR records them with each
@@ -22,6 +23,7 @@ import json
 import os
 from typing import Any, Mapping, Optional
 
+import jax
 from etils import epath
 from flax import traverse_util
 
@@ -84,6 +86,7 @@ def load_pretrained(path: str, *, step: Step = "latest",
   loaded = _from_folder(path, step) if is_exported_folder(path) else _from_model_dir(path, step)
   if getattr(loaded.config, "scan_layers", False):
     loaded.config = dataclasses.replace(loaded.config, scan_layers=False)
+  loaded.config = loaded.config.runnable_on(jax.default_backend())
   loaded.feature_lengths = _checked_lengths({**loaded.feature_lengths, **(feature_lengths or {})},
                                             loaded.config, path)
   size = loaded.seqio_vocabulary().vocab_size

@@ -53,6 +53,14 @@ class ModelConfig:
         owner=owner, dropout_field=self.ATTENTION_DROPOUT_FIELD)
     stack.check_remat_policy(self.remat_policy, owner=owner)
 
+  def runnable_on(self, backend: str):
+    """This config with the run settings `backend` cannot execute replaced by their
+    equivalents (the same model): a checkpoint trained with attention_kernel='cudnn' on
+    GPUs evaluates and infers on a CPU or TPU with 'xla'."""
+    if self.attention_kernel == "cudnn" and backend != "gpu":
+      return dataclasses.replace(self, attention_kernel="xla")
+    return self
+
   @property
   def activation_dtype(self) -> jnp.dtype:
     return jnp.dtype(self.dtype)

@@ -2,6 +2,7 @@
 inputs are the SeqIO tasks' own ids, the outputs the trainer's own evaluation, from a
 MODEL_DIR and from its exported Hugging Face folder alike."""
 
+import dataclasses
 import json
 
 import jax
@@ -15,8 +16,10 @@ from prosocial_jax.checkpoints.exporters import RUN_KEY, export_checkpoint
 from prosocial_jax.inference import Canary, DecodeOptions, Prost
 from prosocial_jax.inference.pretrained import PretrainedError, load_pretrained
 from prosocial_jax.inference.tools import CanaryOutput, ProstOutput, open_tool
+from prosocial_jax.models import attention, prost_config
 
-from .tiny_runs import LENGTHS, task_examples, tiny_canary, tiny_prost, validation_turns
+from .tiny_runs import (LENGTHS, SMALL, task_examples, tiny_canary, tiny_prost, train_tiny,
+                        validation_turns)
 
 STEPS = 10
 
@@ -202,3 +205,17 @@ def test_prost_from_its_exported_folder(prost, prost_dir, tmp_path):
   assert isinstance(exported, Prost) and exported.feature_lengths == LENGTHS
   histories = [history for history, _ in validation_turns()[:4]]
   assert exported.generate(histories) == prost.generate(histories)
+
+
+def test_a_run_trained_on_cudnn_attention_responds_on_a_cpu(tmp_path, monkeypatch):
+  # Trained through XLA's reference behind the cuDNN call (no GPU here); then opened as a
+  # user on a CPU would, where cuDNN cannot run: the same model, on the 'xla' kernel.
+  monkeypatch.setattr(attention, "FUSED_IMPLEMENTATION", "xla")
+  config = prost_config("tiny", num_encoder_layers=1, num_decoder_layers=2, dtype="bfloat16",
+                        attention_kernel="cudnn", **SMALL)
+  train_tiny(tmp_path / "run", "prosocial_dialog_prost_rot_response", config, steps=2)
+  monkeypatch.setattr(attention, "FUSED_IMPLEMENTATION", "cudnn")
+  prost = open_tool(str(tmp_path / "run"))
+  assert prost.pretrained.config == dataclasses.replace(config, attention_kernel="xla")
+  history = validation_turns()[0][0]
+  assert isinstance(prost.respond(history), str)

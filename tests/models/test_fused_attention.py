@@ -131,3 +131,13 @@ def test_prost_keeps_residual_dropout_with_the_fused_kernel():
   config = prost_config("tiny", vocab_size=VOCAB, dtype="bfloat16", attention_kernel="cudnn",
                         dropout_rate=0.1)
   assert config.dropout_rate == 0.1 and config.attention_dropout_rate == 0.0
+
+
+def test_a_config_trained_on_cudnn_runs_elsewhere_on_xla():
+  config = micro_t5(dtype="bfloat16", attention_kernel="cudnn")
+  assert config.runnable_on("gpu") is config
+  for backend in ("cpu", "tpu"):
+    assert config.runnable_on(backend) == micro_t5(dtype="bfloat16")
+  plain = micro_t5()
+  assert plain.runnable_on("cpu") is plain
+  init(config.runnable_on("cpu"))  # the refusal above does not apply
