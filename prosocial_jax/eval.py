@@ -28,7 +28,6 @@ $PROSOCIAL_JAX_DATA, else ~/prosocial_jax_data. Gin files and bindings set the m
 from __future__ import annotations
 
 import argparse
-import difflib
 import logging
 import os
 import sys
@@ -82,16 +81,6 @@ def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
   parser.add_argument("--gin_search_paths", default="")
   args, rest = parser.parse_known_args(list(argv))
   return args, gin_utils.gin_bindings(parser, args.gin_bindings, rest)
-
-
-def _check_task(name: str) -> None:
-  import seqio
-  known = sorted(set(seqio.TaskRegistry.names()) | set(seqio.MixtureRegistry.names()))
-  if name not in known:
-    near = difflib.get_close_matches(name, known, n=5, cutoff=0.5)
-    raise EvalError(f"unknown task or mixture {name!r}. "
-                    + (f"Nearest: {', '.join(near)}." if near else
-                       f"Registered: {', '.join(known)}."))
 
 
 def _feature_lengths(recorded: Mapping[str, Any], inputs: int | None,
@@ -180,7 +169,7 @@ def evaluate_checkpoint(model_dir: str, *, task: str | None = None, split: str =
   if not name:
     raise EvalError(f"{stored.path} records no training task (a converted checkpoint?): "
                     "pass --task.")
-  _check_task(name)
+  tasks.get_mixture_or_task(name)  # an unknown name: UnknownTaskError, naming the nearest
   lengths = _feature_lengths(trained_on.get("task_feature_lengths") or {}, inputs_length,
                              targets_length)
   batch_size = batch_size or int(trained_on.get("batch_size") or DEFAULT_BATCH_SIZE)
