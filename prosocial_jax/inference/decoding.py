@@ -88,7 +88,9 @@ def step_module_for(module: nn.Module, step_dtype: Optional[str],
   if step_dtype is None or step_dtype == config.dtype:
     return module
   matmul = "bf16_fast" if step_dtype == "bfloat16" else "xla"
-  return module.clone(config=dataclasses.replace(config, dtype=step_dtype, matmul=matmul))
+  # Cached steps never take the fused attention kernel (it is for whole sequences, bf16).
+  return module.clone(config=dataclasses.replace(config, dtype=step_dtype, matmul=matmul,
+                                                 attention_kernel="xla"))
 
 
 def _has_int8_kernels(step_params: Optional[PyTree]) -> bool:

@@ -13,7 +13,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from prosocial_jax.inference.decoding import greedy_decode
+from prosocial_jax.inference.decoding import greedy_decode, step_module_for
+from prosocial_jax.inference.packed_weights import pack_params
 from prosocial_jax.models import attention, prost_config
 from prosocial_jax.models.errors import ConfigError
 from prosocial_jax.models.registry import build_module
@@ -141,3 +142,18 @@ def test_a_config_trained_on_cudnn_runs_elsewhere_on_xla():
   plain = micro_t5()
   assert plain.runnable_on("cpu") is plain
   init(config.runnable_on("cpu"))  # the refusal above does not apply
+
+
+def test_decoder_steps_in_another_dtype_leave_the_fused_kernel(reference_kernel):
+  # int8 step weights run a bf16 model's steps in float32, which cuDNN does not take.
+  config = micro_t5(dtype="bfloat16", attention_kernel="cudnn")
+  params = init(config)
+  module = build_module(config)
+  int8 = pack_params(params, "int8")
+  steps = step_module_for(module, None, int8)
+  assert (steps.config.dtype, steps.config.attention_kernel) == ("float32", "xla")
+  run = functools.partial(greedy_decode, module, params, batch()[0], max_decode_length=8,
+                          eos_id=-1, step_params=int8)
+  np.testing.assert_array_equal(
+      run(), greedy_decode(build_module(micro_t5(dtype="bfloat16")), params, batch()[0],
+                           max_decode_length=8, eos_id=-1, step_params=int8))
