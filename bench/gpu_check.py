@@ -52,9 +52,12 @@ FULL = [
                                  "--batch 128 --inputs-len 512 --targets-len 128"),
     ("t5_large_f32", "--family t5_1_0 --size large --modes f32 --optimizer adafactor "
                      "--batch 32 --inputs-len 512 --targets-len 128"),
+    # Scanned layers against unscanned ones (a longer compile: last, in what time is left).
+    ("t5_large_bf16_unscanned", T5_LARGE.replace(" --scan", "")),
 ]
 # A measurement that changes one thing of another: its name -> the other's.
-BASELINES = {"t5_large_bf16_cudnn_attention": "t5_large_bf16"}
+BASELINES = {"t5_large_bf16_cudnn_attention": "t5_large_bf16",
+             "t5_large_bf16_unscanned": "t5_large_bf16"}
 QUICK = [("t5_small_bf16", "--family t5_1_1 --size small --modes bf16_xla --batch 8 "
                            "--inputs-len 128 --targets-len 64")]
 OOM_MARKERS = ("RESOURCE_EXHAUSTED", "Out of memory", "out of memory")
