@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Our train step on a GPU machine: T5-large (bf16, batch filling the device) and Prost-2.7B,
-# step time, tokens/s, MFU against the chip's peak and peak memory, written to a JSON file.
+# step time, tokens/s, MFU against the chip's peak and peak memory, written to a JSON file;
+# also T5-large with cuDNN attention and unscanned, each compared with its baseline.
 #
 #   bash bench/gpu_check.sh [--no-install] [--out FILE] [--budget-s SECONDS] [--quick]
 #
@@ -15,7 +16,7 @@ ARGS=()
 while (($#)); do
   case "$1" in
     --no-install) INSTALL=0 ;;
-    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
     *) ARGS+=("$1") ;;
   esac
   shift
