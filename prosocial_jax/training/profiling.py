@@ -63,7 +63,8 @@ class Profile(Action):
 
   def run(self, loop: Loop) -> None:
     first = self._started_at
-    self._stop(loop)
+    jax.block_until_ready(loop.state)  # the traced steps' work, all of it
+    self._stop()
     logger.info("Profile of steps %d-%d written to %s.", first, loop.step, self.log_dir)
     if "://" in self.log_dir:
       return
@@ -79,10 +80,8 @@ class Profile(Action):
     """A run that failed inside the traced steps still stops the trace (without
     waiting on a state the failure may have left unusable)."""
     if self._started_at is not None:
-      self._started_at, self._done = None, True
-      jax.profiler.stop_trace()
+      self._stop()
 
-  def _stop(self, loop: Loop) -> None:
-    jax.block_until_ready(loop.state)  # the traced steps' work, all of it
+  def _stop(self) -> None:
     self._started_at, self._done = None, True
     jax.profiler.stop_trace()

@@ -68,7 +68,8 @@ def expected_param_shapes(config) -> dict[str, tuple[int, ...]]:
 
   from prosocial_jax.models.registry import build_module
 
-  module = build_module(config.runnable_on("cpu"))  # any kernel: the same parameters
+  # Traced with the kernel that traces anywhere ("xla"): every kernel has the same parameters.
+  module = build_module(config.runnable_on("cpu"))
   tokens = jax.ShapeDtypeStruct((1, 1), jnp.int32)
   variables = jax.eval_shape(
       lambda rng, x: module.init({"params": rng, "dropout": rng}, x, x, x, enable_dropout=False),
