@@ -10,6 +10,7 @@ import functools
 from typing import Callable, Optional
 
 import flax.linen as nn
+import flax.struct
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -66,31 +67,63 @@ def make_decoder_mask(decoder_target_tokens: Array,
                        segment)
 
 
+@flax.struct.dataclass
+class LengthsMask:
+  """An unpacked batch's mask, dense and as lengths.
+
+  `dense` is the boolean [batch, 1, q, k] mask the "xla" kernel adds to its logits.
+  Unpacked batches are padded at the end (what the feature converters and the inference
+  batchers produce; id 0 is padding and no tokenizer emits it), so the same mask is
+  `q < query_lengths[b] and k < key_lengths[b]` (and `k <= q` when `causal`). The "cudnn"
+  kernel takes it in that form: no mask tensor, and the position bias stays [1, h, q, k]
+  (a mask would be merged into a [batch, h, q, k] bias, read forward and its gradient
+  written backward in every layer; cuDNN computes that gradient only from 9.18 on).
+  Packed batches keep a plain dense mask: segments are not lengths.
+  """
+  dense: Array
+  query_lengths: Array  # [batch] int32
+  key_lengths: Array    # [batch] int32
+  causal: bool = flax.struct.field(pytree_node=False, default=False)
+
+
+def _lengths(tokens: Array) -> Array:
+  return jnp.sum(tokens > 0, axis=-1, dtype=jnp.int32)
+
+
 def make_encoder_mask(encoder_input_tokens: Array,
-                      encoder_segment_ids: Optional[Array] = None) -> Array:
+                      encoder_segment_ids: Optional[Array] = None) -> Array | LengthsMask:
   """Encoder self-attention: padding AND, when packed, same-segment."""
   mask = make_padding_mask(encoder_input_tokens, encoder_input_tokens)
   if encoder_segment_ids is not None:
-    mask = combine_masks(mask, make_segment_mask(encoder_segment_ids, encoder_segment_ids))
-  return mask
+    return combine_masks(mask, make_segment_mask(encoder_segment_ids, encoder_segment_ids))
+  lengths = _lengths(encoder_input_tokens)
+  return LengthsMask(mask, lengths, lengths)
 
 
 def make_decoder_masks(encoder_input_tokens: Array, decoder_input_tokens: Array,
                        decoder_target_tokens: Array, encoder_segment_ids: Optional[Array] = None,
                        decoder_segment_ids: Optional[Array] = None, *,
-                       decode: bool) -> tuple[Optional[Array], Array]:
-  """(decoder self-attention mask, encoder-decoder mask) of an encoder-decoder.
+                       decode: bool) -> tuple[Optional[Array | LengthsMask], Array | LengthsMask]:
+  """(decoder self-attention mask, encoder-decoder mask) of an encoder-decoder;
+  `LengthsMask`s when unpacked.
 
   With `decode=True` (cached, autoregressive) the self-attention mask is None
   (the cache makes it causal), every query is real, and packing is refused.
   """
+  input_lengths = _lengths(encoder_input_tokens)
   if decode:
     if encoder_segment_ids is not None or decoder_segment_ids is not None:
       raise ValueError("Packed inputs (segment ids) are not supported with decode=True")
     query_valid = jnp.ones_like(decoder_input_tokens, dtype=bool)
-    return None, make_attention_mask(query_valid, encoder_input_tokens > 0)
+    every_query = jnp.full(input_lengths.shape, decoder_input_tokens.shape[-1], jnp.int32)
+    return None, LengthsMask(make_attention_mask(query_valid, encoder_input_tokens > 0),
+                             every_query, input_lengths)
   decoder_mask = make_decoder_mask(decoder_target_tokens, decoder_segment_ids)
   cross_mask = make_padding_mask(decoder_target_tokens, encoder_input_tokens)
+  if encoder_segment_ids is None and decoder_segment_ids is None:
+    target_lengths = _lengths(decoder_target_tokens)
+    return (LengthsMask(decoder_mask, target_lengths, target_lengths, causal=True),
+            LengthsMask(cross_mask, target_lengths, input_lengths))
   if encoder_segment_ids is not None:
     if decoder_segment_ids is None:
       raise ValueError("encoder_segment_ids given without decoder_segment_ids")
@@ -151,10 +184,11 @@ def check_attention_kernel(kernel: str, dtype: str, attention_dropout: float, *,
                       f"{attention_dropout})")
 
 
-def fused_attention(query: Array, key: Array, value: Array, mask: Optional[Array],
-                    bias: Optional[Array], *, dtype: DType) -> Array:
-  """cuDNN's flash attention: query [b, q, h, d], key/value [b, k, h, d], boolean mask
-  [b|1, 1, q, k], bias [1, h, q, k] -> [b, q, h, d]; no dropout.
+def fused_attention(query: Array, key: Array, value: Array,
+                    mask: Optional[Array | LengthsMask], bias: Optional[Array], *,
+                    dtype: DType) -> Array:
+  """cuDNN's flash attention: query [b, q, h, d], key/value [b, k, h, d], mask a boolean
+  [b|1, 1, q, k] or a `LengthsMask`, bias [1, h, q, k] -> [b, q, h, d]; no dropout.
 
   The logits are not scaled (T5 folds 1/sqrt(head_dim) into the query's initialiser,
   Prost scales the query before), the bias is added in the query's dtype (bf16, as
@@ -164,10 +198,23 @@ def fused_attention(query: Array, key: Array, value: Array, mask: Optional[Array
   if FUSED_IMPLEMENTATION == "cudnn" and backend != "gpu":
     raise ConfigError(f"attention_kernel='cudnn' runs on NVIDIA GPUs; this job's backend is "
                       f"{backend!r}: use attention_kernel='xla'")
+  lengths = {}
+  if isinstance(mask, LengthsMask):
+    # At least one key per example: an all-padding example (a filler row of an eval
+    # batch) must not make cuDNN divide by an empty softmax.
+    lengths = dict(query_seq_lengths=jnp.maximum(mask.query_lengths, 1),
+                   key_value_seq_lengths=jnp.maximum(mask.key_lengths, 1),
+                   is_causal=mask.causal)
+    query_lengths, mask = mask.query_lengths, None
   out = jax.nn.dot_product_attention(
       query, key.astype(query.dtype), value.astype(query.dtype),
       bias=None if bias is None else bias.astype(query.dtype), mask=mask, scale=1.0,
-      implementation=FUSED_IMPLEMENTATION)
+      implementation=FUSED_IMPLEMENTATION, **lengths)
+  if lengths:
+    # Padding queries attend to nothing; zero them whatever the kernel left there, so
+    # that no stale value reaches a later layer (they never reach the loss).
+    real = jnp.arange(query.shape[1])[None, :] < query_lengths[:, None]
+    out = jnp.where(real[:, :, None, None], out, jnp.zeros((), out.dtype))
   return out.astype(dtype)
 
 
@@ -234,7 +281,11 @@ class MultiHeadAttention(nn.Module):
                bias: Optional[Array] = None, *, deterministic: bool, decode: bool = False,
                decode_index: Optional[Array] = None,
                decode_length: Optional[int] = None) -> Array:
+    """`mask`: a boolean [batch|1, 1, q_len, k_len], a `LengthsMask` or None."""
     q_name, k_name, v_name, out_name = self.names
+    fused_mask = mask  # the "cudnn" kernel takes a LengthsMask as lengths
+    if isinstance(mask, LengthsMask):
+      mask = mask.dense
     project = functools.partial(
         DenseGeneral, features=(self.num_heads, self.head_dim), kernel_axes=("embed", "joined_kv"),
         dtype=self.dtype, dot_general=self.dot_general, use_bias=self.use_bias)
@@ -284,7 +335,7 @@ class MultiHeadAttention(nn.Module):
         mask = combine_masks(mask, causal[None, None])
 
     if key_t is None and self.attention_kernel == "cudnn":
-      x = fused_attention(query, key, value, mask, bias, dtype=self.dtype)
+      x = fused_attention(query, key, value, fused_mask, bias, dtype=self.dtype)
     else:
       x = self._attend(query, key, value, key_t, value_t, mask, bias, deterministic)
     out = DenseGeneral(inputs_q.shape[-1], axis=(-2, -1), kernel_axes=("joined_kv", "embed"),

@@ -166,3 +166,94 @@ def test_decoder_steps_in_another_dtype_leave_the_fused_kernel(reference_kernel)
   # The encoders differ by the kernels' rounding (see above): most tokens, not every one.
   tokens, xla_tokens = decode(module), decode(build_module(micro_t5(dtype="bfloat16")))
   assert tokens.shape == xla_tokens.shape and np.mean(tokens == xla_tokens) >= 0.75
+
+
+def lengths_as_mask(mask: attention.LengthsMask, q: int, k: int):
+  """The boolean [batch, 1, q, k] mask a `LengthsMask`'s lengths describe."""
+  rows = jnp.arange(q)[None, :, None] < mask.query_lengths[:, None, None]
+  cols = jnp.arange(k)[None, None, :] < mask.key_lengths[:, None, None]
+  dense = rows & cols
+  if mask.causal:
+    dense = dense & (jnp.arange(k)[None, :] <= jnp.arange(q)[:, None])
+  return dense[:, None]
+
+
+def test_an_unpacked_batchs_masks_are_its_lengths():
+  enc = jnp.array([[5, 6, 7, 8, 0, 0], [5, 0, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0]])
+  tgt = jnp.array([[3, 4, 5, 0], [3, 4, 5, 6], [0, 0, 0, 0]])
+  encoder = attention.make_encoder_mask(enc)
+  self_mask, cross = attention.make_decoder_masks(enc, tgt, tgt, decode=False)
+  _, decode_cross = attention.make_decoder_masks(enc, tgt[:, :1], tgt[:, :1], decode=True)
+  assert (self_mask.causal, cross.causal, encoder.causal) == (True, False, False)
+  np.testing.assert_array_equal(encoder.query_lengths, [4, 1, 0])
+  np.testing.assert_array_equal(self_mask.query_lengths, [3, 4, 0])
+  np.testing.assert_array_equal(decode_cross.query_lengths, [1, 1, 1])
+  for mask, (q, k) in [(encoder, (6, 6)), (self_mask, (4, 4)), (cross, (4, 6)),
+                       (decode_cross, (1, 6))]:
+    np.testing.assert_array_equal(lengths_as_mask(mask, q, k), mask.dense)
+  # Packed batches keep a dense mask: segments are not lengths.
+  segments = jnp.array([[1, 1, 2, 2, 0, 0]] * 3)
+  assert isinstance(attention.make_encoder_mask(enc, segments), jax.Array)
+  packed = attention.make_decoder_masks(enc, tgt, tgt, segments, segments[:, :4], decode=False)
+  assert all(isinstance(m, jax.Array) for m in packed)
+
+
+@pytest.fixture
+def fused_calls(reference_kernel, monkeypatch):
+  """What reaches `jax.nn.dot_product_attention`, one entry per traced call."""
+  calls, original = [], jax.nn.dot_product_attention
+
+  def spy(query, key, value, bias=None, mask=None, **kwargs):
+    calls.append(dict(bias=None if bias is None else bias.shape, mask=mask is not None,
+                      lengths="query_seq_lengths" in kwargs,
+                      causal=kwargs.get("is_causal", False)))
+    return original(query, key, value, bias=bias, mask=mask, **kwargs)
+  monkeypatch.setattr(jax.nn, "dot_product_attention", spy)
+  return calls
+
+
+def test_cudnn_gets_unpacked_padding_as_lengths_and_the_bias_unbroadcast(fused_calls):
+  config = micro_t5(dtype="bfloat16", attention_kernel="cudnn", scan_layers=False)
+  params = init(config)
+  fused_calls.clear()
+  enc, dec_in, tgt = batch()
+  build_module(config).apply({"params": params}, enc, dec_in, tgt, enable_dropout=False)
+  heads, length = config.num_heads, enc.shape[1]
+  self_bias = (1, heads, length, length)
+  # One encoder layer, then two decoder layers (self, then cross attention).
+  assert fused_calls == [
+      dict(bias=self_bias, mask=False, lengths=True, causal=False),
+      dict(bias=self_bias, mask=False, lengths=True, causal=True),
+      dict(bias=None, mask=False, lengths=True, causal=False),
+      dict(bias=self_bias, mask=False, lengths=True, causal=True),
+      dict(bias=None, mask=False, lengths=True, causal=False)]
+  fused_calls.clear()
+  segments = jnp.ones_like(enc).at[:, length // 2:].set(2)
+  build_module(config).apply({"params": params}, enc, dec_in, tgt, segments, segments,
+                             enable_dropout=False)
+  assert len(fused_calls) == 5
+  assert all(call["mask"] and not call["lengths"] for call in fused_calls)
+
+
+def test_padded_targets_and_an_empty_example_train_as_on_xla(reference_kernel):
+  xla, fused = micro_t5(dtype="bfloat16"), micro_t5(dtype="bfloat16", attention_kernel="cudnn")
+  params = init(xla)
+  enc, _, tgt = batch()
+  # A third example of padding only, as a filler row of an eval batch; padded targets.
+  enc = jnp.concatenate([enc, jnp.zeros_like(enc[:1])])
+  tgt = jnp.concatenate([tgt, jnp.zeros_like(tgt[:1])]) * (jnp.arange(tgt.shape[1]) < 6)
+  dec_in = jnp.pad(tgt[:, :-1], ((0, 0), (1, 0)))
+  weights = (tgt > 0).astype(jnp.float32)
+
+  def loss_and_grads(config):
+    def loss_fn(p):
+      logits = build_module(config).apply({"params": p}, enc, dec_in, tgt,
+                                          enable_dropout=False)
+      token_loss = -jnp.take_along_axis(jax.nn.log_softmax(logits), tgt[..., None], -1)[..., 0]
+      return jnp.sum(token_loss * weights) / jnp.sum(weights)
+    return jax.jit(jax.value_and_grad(loss_fn))(params)
+  xla_loss, xla_grads = loss_and_grads(xla)
+  fused_loss, fused_grads = loss_and_grads(fused)
+  assert all(bool(jnp.all(jnp.isfinite(g))) for g in jax.tree.leaves(fused_grads))
+  np.testing.assert_allclose(fused_loss, xla_loss, rtol=1e-2)
+  assert relative_error(fused_grads, xla_grads) < 3e-2
