@@ -11,7 +11,10 @@ import pytest
 import seqio
 import tensorflow as tf
 
+import tasks
 from prosocial_jax import infer
+from prosocial_jax.data.data_root import sample_data_root
+from prosocial_jax.eval import evaluate_checkpoint
 from prosocial_jax.checkpoints.exporters import RUN_KEY, export_checkpoint
 from prosocial_jax.inference import Canary, DecodeOptions, Prost
 from prosocial_jax.inference.pretrained import PretrainedError, load_pretrained
@@ -219,3 +222,12 @@ def test_a_run_trained_on_cudnn_attention_responds_on_a_cpu(tmp_path, monkeypatc
   assert prost.pretrained.config == dataclasses.replace(config, attention_kernel="xla")
   history = validation_turns()[0][0]
   assert isinstance(prost.respond(history), str)
+  # `eval` opens it the same way.
+  try:
+    _, record = evaluate_checkpoint(str(tmp_path / "run"), max_examples=8,
+                                    data_root=str(sample_data_root()))
+  finally:
+    tasks.set_data_root(None)
+  task = "prosocial_dialog_prost_rot_response"
+  assert record["num_examples"] == 8
+  assert np.isfinite(record["metrics"][task]["perplexity"])
