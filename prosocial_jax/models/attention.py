@@ -105,25 +105,22 @@ def make_decoder_masks(encoder_input_tokens: Array, decoder_input_tokens: Array,
                        decoder_segment_ids: Optional[Array] = None, *,
                        decode: bool) -> tuple[Optional[Array | LengthsMask], Array | LengthsMask]:
   """(decoder self-attention mask, encoder-decoder mask) of an encoder-decoder;
-  `LengthsMask`s when unpacked.
+  `LengthsMask`s when unpacked and not decoding.
 
   With `decode=True` (cached, autoregressive) the self-attention mask is None
   (the cache makes it causal), every query is real, and packing is refused.
   """
-  input_lengths = _lengths(encoder_input_tokens)
-  if decode:
+  if decode:  # cached attention, on the "xla" kernel only
     if encoder_segment_ids is not None or decoder_segment_ids is not None:
       raise ValueError("Packed inputs (segment ids) are not supported with decode=True")
     query_valid = jnp.ones_like(decoder_input_tokens, dtype=bool)
-    every_query = jnp.full(input_lengths.shape, decoder_input_tokens.shape[-1], jnp.int32)
-    return None, LengthsMask(make_attention_mask(query_valid, encoder_input_tokens > 0),
-                             every_query, input_lengths)
+    return None, make_attention_mask(query_valid, encoder_input_tokens > 0)
   decoder_mask = make_decoder_mask(decoder_target_tokens, decoder_segment_ids)
   cross_mask = make_padding_mask(decoder_target_tokens, encoder_input_tokens)
   if encoder_segment_ids is None and decoder_segment_ids is None:
     target_lengths = _lengths(decoder_target_tokens)
     return (LengthsMask(decoder_mask, target_lengths, target_lengths, causal=True),
-            LengthsMask(cross_mask, target_lengths, input_lengths))
+            LengthsMask(cross_mask, target_lengths, _lengths(encoder_input_tokens)))
   if encoder_segment_ids is not None:
     if decoder_segment_ids is None:
       raise ValueError("encoder_segment_ids given without decoder_segment_ids")
@@ -272,7 +269,7 @@ class MultiHeadAttention(nn.Module):
   dot_general: DotGeneral = lax.dot_general
   use_bias: bool = False
   query_scale: Optional[float] = None
-  attention_kernel: str = "xla"  # ATTENTION_KERNELS: cached decoding steps always use "xla"
+  attention_kernel: str = "xla"  # ATTENTION_KERNELS; decode=True calls always use "xla"
   # Parameter names of the query, key, value and output projections.
   names: tuple[str, str, str, str] = ("query", "key", "value", "out")
 
@@ -334,7 +331,9 @@ class MultiHeadAttention(nn.Module):
         causal = jnp.arange(decode_length)[None, :] <= query_pos[:, None]  # [q, cache]
         mask = combine_masks(mask, causal[None, None])
 
-    if key_t is None and self.attention_kernel == "cudnn":
+    # The fused kernel serves whole sequences; the call that creates a decode cache runs
+    # one dummy token, whose output is discarded, so it keeps the plain kernel too.
+    if self.attention_kernel == "cudnn" and not decode:
       x = fused_attention(query, key, value, fused_mask, bias, dtype=self.dtype)
     else:
       x = self._attend(query, key, value, key_t, value_t, mask, bias, deterministic)
