@@ -15,11 +15,3 @@ from hypothesis import settings  # noqa: E402
 settings.register_profile("ci", derandomize=True)
 settings.register_profile("explore", derandomize=False)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
-
-
-def pytest_collection_modifyitems(config, items):
-  """Test files with `slow` tests run first, each file's tests kept together and in
-  order: under `pytest -n 2` (the README's command) the long end-to-end tests start
-  early and the short ones fill the end, instead of one worker finishing them alone."""
-  slow_files = {item.path for item in items if item.get_closest_marker("slow")}
-  items.sort(key=lambda item: item.path not in slow_files)  # a stable sort

@@ -111,7 +111,6 @@ class Terminal:
     return self.process.returncode
 
 
-@pytest.mark.slow
 def test_chat_in_a_terminal(runs):
   canary_dir, prost_dir = runs
   terminal = Terminal([sys.executable, "-m", "prosocial_jax.chat", f"--canary={canary_dir}",

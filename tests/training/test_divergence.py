@@ -79,7 +79,6 @@ def test_a_poisoned_batch_stops_the_run_naming_step_metric_and_last_checkpoint(
   assert _all_finite(_state(model_dir, 4))
 
 
-@pytest.mark.slow
 def test_skip_mode_passes_over_the_poisoned_batch_and_trains_on(tmp_path, poisoned_batch, caplog):
   model_dir = tmp_path / "skip"
   caplog.set_level(logging.WARNING, logger="prosocial_jax")

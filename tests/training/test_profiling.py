@@ -176,7 +176,6 @@ def test_a_run_failing_inside_the_trace_stops_it(tmp_path):
   assert glob.glob(str(tmp_path / "profile" / "plugins" / "profile" / "*" / "*.xplane.pb"))
 
 
-@pytest.mark.slow
 def test_the_trainer_traces_the_steps_asked_for(tmp_path, caplog):
   caplog.set_level(logging.INFO, logger="prosocial_jax")
   train_on_sample(tmp_path, train_steps=5, profile_steps=(3, 2))

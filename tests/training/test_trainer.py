@@ -38,7 +38,6 @@ def _jsonl(model_dir):
   return [json.loads(line) for line in (model_dir / "metrics.jsonl").read_text().splitlines()]
 
 
-@pytest.mark.slow
 def test_early_stopping_keeps_the_best_and_the_last_checkpoint(stopped_run):
   model_dir, result = stopped_run
   assert result.stop_reason.startswith("early stopping: validation perplexity has not "
