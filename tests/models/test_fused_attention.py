@@ -254,3 +254,13 @@ def test_padded_targets_and_an_empty_example_train_as_on_xla(reference_kernel):
   assert all(bool(jnp.all(jnp.isfinite(g))) for g in jax.tree.leaves(fused_grads))
   np.testing.assert_allclose(fused_loss, xla_loss, rtol=1e-2)
   assert relative_error(fused_grads, xla_grads) < 3e-2
+
+
+@pytest.mark.parametrize("layers", [dict(scan_layers=True, remat_policy="full"),
+                                    dict(scan_layers=False, remat_policy="dots")])
+def test_scanned_and_rematerialised_layers_take_the_lengths_too(reference_kernel, layers):
+  xla = micro_t5(dtype="bfloat16", **layers)
+  fused = micro_t5(dtype="bfloat16", attention_kernel="cudnn", **layers)
+  params = init(xla)
+  np.testing.assert_allclose(loss_and_grads(fused, params)[0], loss_and_grads(xla, params)[0],
+                             rtol=1e-2)
