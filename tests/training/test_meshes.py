@@ -17,6 +17,7 @@ import optax
 import pytest
 
 from prosocial_jax.inference.model import EncoderDecoderModel
+from prosocial_jax.models import attention
 from prosocial_jax.partitioning import MeshShape, batch_sharding, create_mesh
 from prosocial_jax.training.steps import make_train_step
 from prosocial_jax.training.train_state import init_train_state, replicated, state_shardings
@@ -109,3 +110,16 @@ def test_mesh_matches_a_single_device(model, trained, mesh_sizes):
   assert _bytes_per_device(adam.mu) == _bytes_per_device(adam.nu) == per_device
   total = sum(x.nbytes for x in jax.tree.leaves(initial.params))
   assert (per_device == total) == (mesh_sizes[1] * mesh_sizes[2] == 1)
+
+
+def test_the_fused_attention_kernel_trains_alike_on_a_mesh(monkeypatch):
+  # XLA's reference behind the cuDNN call (no GPU here): the unpacked batch's lengths
+  # and padded targets, split over data and heads over model, as on one device. What
+  # cuDNN's own partitioner does waits for a multi-GPU machine.
+  monkeypatch.setattr(attention, "FUSED_IMPLEMENTATION", "xla")
+  model = EncoderDecoderModel(tiny_test_config(num_heads=8, head_dim=8, dtype="bfloat16",
+                                               attention_kernel="cudnn"))
+  _, one_device, _ = _train(model, (1, 1, 1))
+  _, mesh, _ = _train(model, (2, 2, 2))
+  assert mesh == pytest.approx(one_device, rel=1e-2)
+  assert one_device[-1] < one_device[0]
