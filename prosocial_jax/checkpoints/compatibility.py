@@ -3,7 +3,7 @@
 A checkpoint's metadata records the model config, every parameter's shape and the
 vocabulary's identity. Resuming is refused when any of them differs, except for
 the config fields that only say how to run the same model (`RUN_SETTINGS`:
-dropout, rematerialisation, the matmul and attention kernels), which may change between runs
+dropout, rematerialisation, the matmul and attention kernels, the embedding lookup), which may change between runs
 and are logged. Each refusal names the parameter, config field or vocabulary.
 To start a new run from another model's parameters, use INITIAL_CHECKPOINT_PATH.
 """
@@ -19,7 +19,7 @@ from prosocial_jax.checkpoints.assets import file_sha256
 
 # Config fields that change how the model runs, not what it computes.
 RUN_SETTINGS = ("dropout_rate", "attention_dropout_rate", "remat_policy", "matmul",
-                "attention_kernel")
+                "attention_kernel", "one_hot_embedding")
 
 
 class CheckpointMismatchError(ValueError):

@@ -55,10 +55,10 @@ def test_another_model_with_the_same_shapes_is_refused(field, value, line):
 def test_run_settings_may_change_and_are_logged(caplog):
   check_compatible(_meta(tiny_test_config()),
                    _meta(tiny_test_config(dropout_rate=0.1, remat_policy="full",
-                                          matmul="f32_fast")),
+                                          matmul="f32_fast", one_hot_embedding=True)),
                    model_dir="/runs/x", step=1)
   assert "dropout_rate" in caplog.text and "remat_policy" in caplog.text
-  assert "matmul" in caplog.text
+  assert "matmul" in caplog.text and "one_hot_embedding" in caplog.text
 
 
 def test_the_attention_kernel_is_a_run_setting(caplog, monkeypatch):

@@ -225,7 +225,8 @@ def test_configs_blenderbot_cannot_express_are_refused(overrides, field):
 def test_run_fields_do_not_change_the_config():
   plain = hf_blenderbot.hf_config(tiny(), SPECIAL)
   assert hf_blenderbot.hf_config(tiny(scan_layers=True, dtype="bfloat16", remat_policy="full",
-                                      attention_kernel="cudnn"), SPECIAL) == plain
+                                      attention_kernel="cudnn", one_hot_embedding=True),
+                                 SPECIAL) == plain
 
 
 def test_unmapped_missing_and_misshapen_parameters_are_refused():

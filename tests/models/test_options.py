@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from prosocial_jax.models import precision
+from prosocial_jax.models import precision, prost_config
 from prosocial_jax.inference.decoding import greedy_decode
 from prosocial_jax.models.registry import build_module
 from prosocial_jax.models.t5 import t5_1_1_config
@@ -102,6 +102,19 @@ def test_remat_gives_the_same_loss_and_grads(plain):
   remat_loss, remat_grads = loss_and_grads(micro_t5(remat_policy="dots_no_batch"), params)
   np.testing.assert_allclose(remat_loss, loss, rtol=1e-6)
   assert_trees_close(remat_grads, grads, rtol=1e-5, atol=1e-7)
+
+
+def test_one_hot_embedding_gives_the_same_loss_and_grads(plain):
+  _, params, (loss, grads) = plain
+  one_hot_loss, one_hot_grads = loss_and_grads(micro_t5(one_hot_embedding=True), params)
+  np.testing.assert_allclose(one_hot_loss, loss, rtol=1e-6)
+  assert_trees_close(one_hot_grads, grads, rtol=1e-5, atol=1e-6)
+  prost = functools.partial(prost_config, "tiny", vocab_size=VOCAB)
+  prost_params = init(prost())
+  prost_loss, prost_grads = loss_and_grads(prost(), prost_params)
+  one_hot_loss, one_hot_grads = loss_and_grads(prost(one_hot_embedding=True), prost_params)
+  np.testing.assert_allclose(one_hot_loss, prost_loss, rtol=1e-6)
+  assert_trees_close(one_hot_grads, prost_grads, rtol=1e-5, atol=1e-6)
 
 
 def test_bf16_fast_matmul_matches_f32(plain):

@@ -36,17 +36,23 @@ def model():
   return EncoderDecoderModel(tiny_test_config(num_heads=8, head_dim=4, dropout_rate=0.1))
 
 
-def _train(model, mesh_sizes):
-  """(initial state, per-step losses, final state) of STEPS Adam steps on the mesh."""
+def _step_on(model, mesh_sizes):
+  """(mesh, initial Adam state, the jitted train step) on the mesh."""
   devices = jax.devices()[:math.prod(mesh_sizes)]
   mesh = create_mesh(MeshShape(*mesh_sizes), devices=devices)
   optimizer = optax.adam(1e-2)
   _, shardings = state_shardings(model, optimizer, dummy_batch_shapes(), mesh)
   state = init_train_state(model, optimizer, dummy_batch_shapes(), jax.random.key(0), mesh)
-  initial = state
   step = jax.jit(make_train_step(model, optimizer),
                  in_shardings=(shardings, batch_sharding(mesh), replicated(mesh)),
                  out_shardings=(shardings, replicated(mesh)))
+  return mesh, state, step
+
+
+def _train(model, mesh_sizes):
+  """(initial state, per-step losses, final state) of STEPS Adam steps on the mesh."""
+  mesh, state, step = _step_on(model, mesh_sizes)
+  initial = state
   losses = []
   with mesh:
     for i in range(STEPS):
@@ -123,3 +129,21 @@ def test_the_fused_attention_kernel_trains_alike_on_a_mesh(monkeypatch):
   _, mesh, _ = _train(model, (2, 2, 2))
   assert mesh == pytest.approx(one_device, rel=1e-2)
   assert one_device[-1] < one_device[0]
+
+
+def test_one_hot_embeddings_keep_the_gradient_off_a_scatter_on_an_fsdp_mesh():
+  # A gather's backward is a scatter-add into the fsdp-sharded table, for which XLA
+  # replicates the batch-sharded gradient ("Involuntary full rematerialization"); the
+  # one-hot lookup's backward is a matmul, sharded like any other.
+  def embedding_scatters(config):
+    mesh, state, step = _step_on(EncoderDecoderModel(config), (2, 2, 2))
+    with mesh:
+      hlo = step.lower(state, fixed_batch(), jax.random.key(1)).compile().as_text()
+    return [line for line in hlo.splitlines()
+            if " scatter(" in line and "token_embedder" in line]
+  assert embedding_scatters(tiny_test_config(num_heads=8))
+  assert not embedding_scatters(tiny_test_config(num_heads=8, one_hot_embedding=True))
+  _, gather_losses, _ = _train(EncoderDecoderModel(tiny_test_config(num_heads=8)), (2, 2, 2))
+  _, one_hot_losses, _ = _train(
+      EncoderDecoderModel(tiny_test_config(num_heads=8, one_hot_embedding=True)), (2, 2, 2))
+  assert one_hot_losses == pytest.approx(gather_losses, abs=1e-5)

@@ -63,7 +63,8 @@ LEGACY_KEYS = {"normalize_before": True, "add_final_layer_norm": True,
 
 # How a run executes the model, not what the model is: nothing in config.json.
 # (`dtype` is the activation dtype; the parameters, and so the export, are float32.)
-_RUN_FIELDS = frozenset({"dtype", "matmul", "attention_kernel", "remat_policy", "scan_layers"})
+_RUN_FIELDS = frozenset({"dtype", "matmul", "attention_kernel", "remat_policy", "scan_layers",
+                         "one_hot_embedding"})
 # Fields written into config.json below (or checked to be expressible).
 _MODEL_FIELDS = frozenset({"vocab_size", "emb_dim", "num_heads", "head_dim", "mlp_dim",
                            "num_encoder_layers", "num_decoder_layers", "max_positions",

@@ -97,7 +97,7 @@ _HF_FIELD = dict(vocab_size="vocab_size", emb_dim="d_model", num_heads="encoder_
 
 # How a run executes the model, not what the model is: a given config may choose these.
 _RUN_FIELDS = ("dropout_rate", "attention_dropout_rate", "dtype", "matmul", "attention_kernel",
-               "remat_policy", "scan_layers")
+               "remat_policy", "scan_layers", "one_hot_embedding")
 
 SHARED = "model.shared.weight"
 TIED = ("model.encoder.embed_tokens.weight", "model.decoder.embed_tokens.weight",

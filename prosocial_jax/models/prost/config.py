@@ -54,6 +54,10 @@ class ProstConfig(ModelConfig):
   # attention_dropout
   attention_kernel: str = "xla"
   remat_policy: str = "none"      # stack.REMAT_POLICIES
+  # Token and position lookups as one-hot matmuls (T5X's choice on TPUs): on an fsdp
+  # mesh their backward is a matmul sharded like the table, where a gather's
+  # scatter-add makes the partitioner replicate the gradient. Slower on a CPU.
+  one_hot_embedding: bool = False
   scan_layers: bool = False
 
 

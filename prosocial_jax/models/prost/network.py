@@ -138,7 +138,8 @@ class _Stack(nn.Module):
       x = x * jnp.asarray(np.sqrt(cfg.emb_dim), x.dtype)
     pos = layers.Embed(num_embeddings=cfg.max_positions, features=cfg.emb_dim,
                        dtype=cfg.activation_dtype, axes=("abspos_buckets", "embed"),
-                       embedding_init=_embedding_init(cfg.emb_dim), name="embed_positions")
+                       embedding_init=_embedding_init(cfg.emb_dim),
+                       one_hot=cfg.one_hot_embedding, name="embed_positions")
     x = x + pos(jnp.broadcast_to(positions, tokens.shape).astype(jnp.int32))
     return _dropout(cfg, x, deterministic).astype(cfg.activation_dtype)  # [batch, len, embed]
 
@@ -204,6 +205,7 @@ class Transformer(encdec.EncoderDecoder):
     dot_general = precision.dot_general_for(cfg.matmul, self.dot_general)
     self.shared = layers.Embed(num_embeddings=cfg.vocab_size, features=cfg.emb_dim,
                                dtype=cfg.activation_dtype,
-                               embedding_init=_embedding_init(cfg.emb_dim))
+                               embedding_init=_embedding_init(cfg.emb_dim),
+                               one_hot=cfg.one_hot_embedding)
     self.encoder = Encoder(cfg, dot_general, shared_embedding=self.shared)
     self.decoder = Decoder(cfg, dot_general, shared_embedding=self.shared)

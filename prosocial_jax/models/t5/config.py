@@ -46,6 +46,10 @@ class T5Config(ModelConfig):
   attention_kernel: str = "xla"
   # Rematerialisation of each layer in the backward pass (`stack.REMAT_POLICIES`).
   remat_policy: str = "none"
+  # Token lookups as one-hot matmuls (T5X's choice on TPUs): on an fsdp mesh their
+  # backward is a matmul sharded like the table, where a gather's scatter-add makes the
+  # partitioner replicate the [batch, length, embed] gradient. Slower on a CPU.
+  one_hot_embedding: bool = False
   # One `nn.scan` over a stack's layers: parameters gain a `layers` axis at position 1,
   # as T5X (encoder/layers/..., not encoder/layers_{i}/...); faster compiles for deep models.
   scan_layers: bool = False

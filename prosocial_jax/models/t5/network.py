@@ -188,6 +188,7 @@ class Transformer(encdec.EncoderDecoder):
     cfg = self.config
     dot_general = precision.dot_general_for(cfg.matmul, self.dot_general)
     self.token_embedder = layers.Embed(
-        num_embeddings=cfg.vocab_size, features=cfg.emb_dim, dtype=cfg.activation_dtype)
+        num_embeddings=cfg.vocab_size, features=cfg.emb_dim, dtype=cfg.activation_dtype,
+        one_hot=cfg.one_hot_embedding)
     self.encoder = Encoder(cfg, dot_general, shared_embedding=self.token_embedder)
     self.decoder = Decoder(cfg, dot_general, shared_embedding=self.token_embedder)
