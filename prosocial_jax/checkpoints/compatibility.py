@@ -3,8 +3,8 @@
 A checkpoint's metadata records the model config, every parameter's shape and the
 vocabulary's identity. Resuming is refused when any of them differs, except for
 the config fields that only say how to run the same model (`RUN_SETTINGS`:
-dropout, rematerialisation, the matmul and attention kernels, the embedding lookup), which may change between runs
-and are logged. Each refusal names the parameter, config field or vocabulary.
+dropout, rematerialisation, the matmul and attention kernels, the embedding lookup),
+which may change between runs and are logged. Each refusal names the parameter, config field or vocabulary.
 To start a new run from another model's parameters, use INITIAL_CHECKPOINT_PATH.
 """
 

@@ -38,6 +38,7 @@ from typing import Any, Iterator, Mapping
 
 import numpy as np
 
+from prosocial_jax.checkpoints.compatibility import RUN_SETTINGS
 from prosocial_jax.checkpoints.exporters.errors import ExportError
 from prosocial_jax.checkpoints.importers.base import expected_param_shapes
 from prosocial_jax.models.prost import hf_names
@@ -61,15 +62,15 @@ LEGACY_KEYS = {"normalize_before": True, "add_final_layer_norm": True,
                "normalize_embedding": False, "layernorm_variant": "prelayernorm",
                "static_position_embeddings": False}
 
-# How a run executes the model, not what the model is: nothing in config.json.
-# (`dtype` is the activation dtype; the parameters, and so the export, are float32.)
-_RUN_FIELDS = frozenset({"dtype", "matmul", "attention_kernel", "remat_policy", "scan_layers",
-                         "one_hot_embedding"})
 # Fields written into config.json below (or checked to be expressible).
 _MODEL_FIELDS = frozenset({"vocab_size", "emb_dim", "num_heads", "head_dim", "mlp_dim",
                            "num_encoder_layers", "num_decoder_layers", "max_positions",
                            "activation", "scale_embedding", "layer_norm_epsilon",
                            "dropout_rate", "attention_dropout_rate"})
+# How a run executes the model, not what the model is: nothing in config.json (the
+# dropout rates excepted, which Blenderbot's config records). `dtype` is the activation
+# dtype; the parameters, and so the export, are float32.
+_RUN_FIELDS = frozenset(RUN_SETTINGS + ("dtype", "scan_layers")) - _MODEL_FIELDS
 
 
 def check_config(config: Any) -> ProstConfig:

@@ -56,6 +56,7 @@ from typing import Any, Iterator, Mapping, Optional
 import numpy as np
 from etils import epath
 
+from prosocial_jax.checkpoints.compatibility import RUN_SETTINGS
 from prosocial_jax.checkpoints.importers.base import (CheckpointImportError, Imported,
                                                        ImportReport, expected_param_shapes)
 from prosocial_jax.checkpoints.importers.hf_weights import (SAFETENSORS, SAFETENSORS_INDEX, TORCH,
@@ -95,9 +96,9 @@ _HF_FIELD = dict(vocab_size="vocab_size", emb_dim="d_model", num_heads="encoder_
                  scale_embedding="scale_embedding",
                  layer_norm_epsilon="(none: torch's LayerNorm default 1e-5)")
 
-# How a run executes the model, not what the model is: a given config may choose these.
-_RUN_FIELDS = ("dropout_rate", "attention_dropout_rate", "dtype", "matmul", "attention_kernel",
-               "remat_policy", "scan_layers", "one_hot_embedding")
+# How a run executes the model, not what the model is: a given config may choose these
+# (the run settings a resume may change, plus the activation dtype and the layer layout).
+_RUN_FIELDS = RUN_SETTINGS + ("dtype", "scan_layers")
 
 SHARED = "model.shared.weight"
 TIED = ("model.encoder.embed_tokens.weight", "model.decoder.embed_tokens.weight",
