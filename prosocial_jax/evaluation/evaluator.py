@@ -67,6 +67,23 @@ def _run(dataset, batch_size: int, batch_fn: BatchFn, what: str):
   return results
 
 
+class EvaluationInterrupted(Exception):
+  """The job was asked to stop (SIGTERM) during an evaluation: it gives way at the next
+  batch, so that a preempted run saves its step within the grace period."""
+
+
+def stoppable(batch_fn: Callable, should_stop: Callable[[], object] | None) -> Callable:
+  """`batch_fn`, raising `EvaluationInterrupted` before any batch once `should_stop()`."""
+  if should_stop is None:
+    return batch_fn
+
+  def checked(*args):
+    if should_stop():
+      raise EvaluationInterrupted(f"asked to stop ({should_stop()})")
+    return batch_fn(*args)
+  return checked
+
+
 class NothingToEvaluateError(ValueError):
   """No task of the task or mixture has the split asked for and metric functions."""
 

@@ -20,6 +20,7 @@ import jax
 import numpy as np
 import seqio
 
+from prosocial_jax.evaluation.evaluator import stoppable
 from prosocial_jax.partitioning import batch_sharding
 
 logger = logging.getLogger("prosocial_jax")
@@ -68,10 +69,12 @@ class ValidationPerplexity:
     return sum(int(np.sum(np.any(b["decoder_loss_weights"] > 0, axis=-1)))
                for batches in self._batches.values() for b in batches)
 
-  def __call__(self, score_fn, params, mesh, rules) -> dict[str, float]:
+  def __call__(self, score_fn, params, mesh, rules, *, should_stop=None) -> dict[str, float]:
     """{"<task>/perplexity": ..., "perplexity": ..., "nll_per_token": ...} (all tasks).
 
-    `score_fn(params, batch)` is the jitted `model.score_batch`."""
+    `score_fn(params, batch)` is the jitted `model.score_batch`; `should_stop()` is asked
+    before every batch (`evaluator.stoppable`)."""
+    score_fn = stoppable(score_fn, should_stop)
     sharding = batch_sharding(mesh, rules)
     results, total_ll, total_tokens = {}, 0.0, 0.0
     with mesh, nn.logical_axis_rules(rules):

@@ -9,7 +9,7 @@ import jax
 import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec
 
-from prosocial_jax.evaluation.evaluator import SeqioEvaluation
+from prosocial_jax.evaluation.evaluator import SeqioEvaluation, stoppable
 from prosocial_jax.evaluation.metrics import CONFUSION_PREFIX
 from prosocial_jax.inference.model import DecodeOptions, EncoderDecoderModel
 from prosocial_jax.partitioning import batch_sharding
@@ -18,7 +18,8 @@ logger = logging.getLogger("prosocial_jax")
 
 
 def evaluate(model: EncoderDecoderModel, params, mesh, rules, evaluation: SeqioEvaluation, *,
-             step=None, decode_weights=None, decode: DecodeOptions = DecodeOptions()):
+             step=None, decode_weights=None, decode: DecodeOptions = DecodeOptions(),
+             should_stop=None):
   """SeqIO evaluation: predictions (`decode`, greedy by default) and gold-target scores.
 
   `evaluation` is built (and closed) by the caller: it reads and caches the
@@ -26,6 +27,8 @@ def evaluate(model: EncoderDecoderModel, params, mesh, rules, evaluation: SeqioE
   eval data. `decode_weights` ("float32", "bfloat16" or "int8"; None: the plain
   weights) packs the decoder-step weights once for faster decoding (see
   `inference.packed_weights`); scores always use the plain weights.
+  `should_stop()` (a training job's preemption flag) is asked before every batch: once
+  it is true, `evaluator.EvaluationInterrupted` is raised.
   """
   data_sharding = batch_sharding(mesh, rules)
   # Replicated outputs: every process of a multi-host job can read them.
@@ -53,7 +56,8 @@ def evaluate(model: EncoderDecoderModel, params, mesh, rules, evaluation: SeqioE
   logger.info("Evaluating %s on %d %s examples%s...", evaluation.mixture_or_task_name,
               evaluation.num_examples, evaluation.split,
               f" (decoder steps with {decode_weights} weights)" if decode_weights else "")
-  results = evaluation.evaluate(predict_batch, score_batch, step=step)
+  results = evaluation.evaluate(stoppable(predict_batch, should_stop),
+                                stoppable(score_batch, should_stop), step=step)
   for task, values in results.items():
     # The confusion matrix's cells would drown the line; they stay in the results.
     logger.info("eval %s/%s: %s", task, evaluation.split,

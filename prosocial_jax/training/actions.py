@@ -20,6 +20,7 @@ from typing import Any, Callable
 import jax
 from jax.sharding import NamedSharding, PartitionSpec
 
+from prosocial_jax.evaluation.evaluator import EvaluationInterrupted
 from prosocial_jax.training.loop import Action, Loop, loop_states
 from prosocial_jax.training.schedules import ReduceOnPlateau
 
@@ -90,13 +91,22 @@ class Evaluate(Action):
     if self._score is None:  # replicated outputs: readable by every process
       self._score = jax.jit(loop.model.score_batch,
                             out_shardings=NamedSharding(loop.mesh, PartitionSpec()))
-    result = self._perplexity(self._score, loop.state.params, loop.mesh, loop.rules)
-    logger.info("step %d: validation perplexity %.4f (%s, %s split)", loop.step,
-                result["perplexity"], self._perplexity.name, self._perplexity.split)
-    scalars = {f"eval/{k}": v for k, v in result.items()}
-    if self._decode is not None:
-      for task, values in self._decode(loop).items():
-        scalars.update({f"eval/{task}/{k}": v for k, v in values.items()})
+    try:
+      result = self._perplexity(self._score, loop.state.params, loop.mesh, loop.rules,
+                                should_stop=loop.asked_to_stop)
+      logger.info("step %d: validation perplexity %.4f (%s, %s split)", loop.step,
+                  result["perplexity"], self._perplexity.name, self._perplexity.split)
+      scalars = {f"eval/{k}": v for k, v in result.items()}
+      if self._decode is not None:
+        for task, values in self._decode(loop).items():
+          scalars.update({f"eval/{task}/{k}": v for k, v in values.items()})
+    except EvaluationInterrupted:
+      # A preemption's grace period is short: the save of this step comes first. Nothing
+      # of the abandoned evaluation is recorded, and the plateau / early-stopping /
+      # keep-best bookkeeping sees no evaluation at this step.
+      logger.warning("step %d: %s received during the evaluation: abandoned, so that the "
+                     "step is saved at once.", loop.step, loop.asked_to_stop())
+      return
     loop.writer.write(loop.step, scalars)
     loop.eval_result = result
 

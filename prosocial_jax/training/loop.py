@@ -70,6 +70,9 @@ class Loop:
   eval_result: dict | None = None  # this step's validation metrics, when an evaluation ran
   stop_reason: str | None = None  # set by an action to end the run after this step
   preempted: str | None = None    # the signal that asked the job to stop (not saved)
+  # That signal as soon as it arrives, for an action to give way mid-run (evaluations);
+  # None in a multi-process job, whose hosts only learn it at the step's sync point.
+  asked_to_stop: Callable[[], str | None] = lambda: None
   on_nonfinite: str = "stop"      # or "skip": the step itself skipped such updates
   last_saved_step: int | None = None  # this run's newest save, or the step it resumed from
   paused_seconds: float = 0.0     # time spent in actions since the last log (not training)
@@ -167,8 +170,11 @@ def run(loop: Loop, actions: list[Action], preemption=None) -> None:
 
   `preemption` (a `preemption.PreemptionWatch`) is asked before each step is started:
   once the job has been told to stop, no new step starts, and the at-end actions (log,
-  save) run for the last completed one.
+  save) run for the last completed one. An evaluation under way when the signal comes
+  gives way at its next batch (`loop.asked_to_stop`), so that the save comes soon.
   """
+  if preemption is not None:
+    loop.asked_to_stop = preemption.asked
   try:
     with loop.mesh, nn.logical_axis_rules(loop.rules):
       while not loop.at_end:

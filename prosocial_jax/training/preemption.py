@@ -4,8 +4,10 @@ While the loop runs, SIGTERM no longer kills the process: it sets a flag, the lo
 finishes the current step, saves a checkpoint at that step, logs one line and the
 trainer exits with status 143 (128 + SIGTERM), so that a supervisor sees the job
 was stopped, not finished. Running the same command resumes from that step with
-nothing lost. Outside the loop (setting up, the final evaluation) SIGTERM keeps
-its default effect: there is nothing newer to save.
+nothing lost. A periodic evaluation under way gives way at its next batch
+(`asked`, read by `evaluator.stoppable`): a preemption's grace period is short.
+Outside the loop (setting up, the final evaluation) SIGTERM keeps its default
+effect: there is nothing newer to save.
 
 In a multi-process job the hosts must stop at the same step: JAX's preemption
 service (started by `jax.distributed.initialize`) catches SIGTERM on any host and
@@ -50,6 +52,11 @@ class PreemptionWatch:
   def _on_signal(self, signum, frame) -> None:
     del frame
     self.received = signal.Signals(signum).name  # only a flag: the loop does the rest
+
+  def asked(self) -> str | None:
+    """The signal, as soon as it arrives in a single-process job; None in a multi-process
+    one until the hosts' sync point (`reached`) has agreed on it."""
+    return self.received
 
   def reached(self, step: int) -> bool:
     if self._service:

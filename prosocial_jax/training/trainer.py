@@ -337,7 +337,7 @@ def _decode_metrics(eval_name, lengths, batch_size, split, loop) -> dict:
                                log_dir=eval_log_dir(loop.model_dir))
   try:
     results = evaluate(loop.model, loop.state.params, loop.mesh, loop.rules, evaluation,
-                       step=loop.step)
+                       step=loop.step, should_stop=loop.asked_to_stop)
     _record_and_report(loop.model_dir, evaluation, loop.step, results)
   finally:
     evaluation.close()
