@@ -158,7 +158,7 @@ def evaluate_checkpoint(model_dir: str, *, task: str | None = None, split: str =
   from prosocial_jax.evaluation.run import evaluate
   from prosocial_jax.inference.model import EncoderDecoderModel
   from prosocial_jax.inference.packed_weights import WEIGHT_FORMATS
-  from prosocial_jax.partitioning import create_mesh, logical_axis_rules
+  from prosocial_jax.partitioning import batch_shards, create_mesh, logical_axis_rules
 
   if decode_weights is not None and decode_weights not in WEIGHT_FORMATS:
     raise EvalError(f"decode_weights must be one of {WEIGHT_FORMATS} or None, "
@@ -177,7 +177,7 @@ def evaluate_checkpoint(model_dir: str, *, task: str | None = None, split: str =
     mesh, rules = create_mesh(), logical_axis_rules()
   except ValueError as error:  # a MeshShape that does not fit the devices
     raise EvalError(str(error)) from None
-  shards = mesh.shape["data"] * mesh.shape["fsdp"]
+  shards = batch_shards(mesh, rules)
   if batch_size % shards:
     raise EvalError(f"batch size {batch_size} does not split over the mesh's {shards} "
                     f"data x fsdp devices: pass --batch_size as a multiple of {shards}.")

@@ -7,6 +7,8 @@ the model, to change the parallelism.
 
 from __future__ import annotations
 
+import math
+
 import flax.linen as nn
 import gin
 import jax
@@ -49,3 +51,11 @@ def batch_sharding(mesh: Mesh, rules=None) -> NamedSharding:
   """Sharding of a [batch, ...] input array: batch split over data+fsdp."""
   rules = rules if rules is not None else logical_axis_rules()
   return NamedSharding(mesh, nn.logical_to_mesh_axes(("batch",), rules))
+
+
+def batch_shards(mesh: Mesh, rules=None) -> int:
+  """How many pieces `batch_sharding` cuts a batch into (data x fsdp with the standard
+  rules): every batch size on this mesh must be a multiple of it."""
+  axes = batch_sharding(mesh, rules).spec[0] or ()
+  axes = (axes,) if isinstance(axes, str) else axes
+  return int(math.prod(mesh.shape[axis] for axis in axes))

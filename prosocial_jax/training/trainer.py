@@ -23,6 +23,7 @@ import jax
 import seqio
 
 from prosocial_jax import version
+from prosocial_jax.user_errors import UserError
 from prosocial_jax.checkpoints.assets import record_vocabulary, write_text
 from prosocial_jax.checkpoints.compatibility import param_shapes, vocabulary_record
 from prosocial_jax.checkpoints.integrity import ResumeSearch, remove_unfinished_saves
@@ -35,7 +36,7 @@ from prosocial_jax.inference.model import EncoderDecoderModel
 from prosocial_jax.inference.packed_weights import WEIGHT_FORMATS
 from prosocial_jax.models import precision
 from prosocial_jax.models.registry import config_to_dict
-from prosocial_jax.partitioning import (MeshShape, batch_sharding, create_mesh,
+from prosocial_jax.partitioning import (MeshShape, batch_shards, batch_sharding, create_mesh,
                                         logical_axis_rules)
 from prosocial_jax.training import actions as actions_lib
 from prosocial_jax.training import flops, input_pipeline, loop as loop_lib, preemption, profiling
@@ -51,6 +52,11 @@ from prosocial_jax.training.train_state import (abstract_target, init_train_stat
 logger = logging.getLogger("prosocial_jax")
 
 
+class SettingError(UserError, ValueError):
+  """A `train.*` setting or macro that cannot work as given; the message names it and
+  what would (the command line shows the message alone, no traceback)."""
+
+
 @dataclasses.dataclass
 class TrainResult:
   step: int
@@ -64,7 +70,7 @@ def _check_vocab_fits(mixture_or_task_name: str, model_vocab_size: int) -> None:
   for name, feature in task.output_features.items():
     size = feature.vocabulary.vocab_size
     if size > model_vocab_size:
-      raise ValueError(
+      raise SettingError(
           f"The {name!r} vocabulary of {mixture_or_task_name!r} has {size} ids but "
           f"the model's vocab_size is {model_vocab_size}: set the model's "
           f"vocab_size to at least {size} (a multiple of 128 is fastest).")
@@ -92,7 +98,7 @@ def _use_tasks_module(module_name: str | None, data_root: str | None) -> None:
   tasks_module = importlib.import_module(module_name)
   if data_root is not None:
     if not hasattr(tasks_module, "set_data_root"):
-      raise ValueError(f"DATA_ROOT is set but the tasks module {module_name!r} has no "
+      raise SettingError(f"DATA_ROOT is set but the tasks module {module_name!r} has no "
                        "set_data_root(path) to receive it; unset DATA_ROOT or add it.")
     tasks_module.set_data_root(data_root)
 
@@ -100,20 +106,33 @@ def _use_tasks_module(module_name: str | None, data_root: str | None) -> None:
 def _check_settings(*, eval_decode_weights, eval_every, early_stopping_patience, keep_best,
                     reduce_on_plateau, microbatches, batch_size, on_nonfinite) -> None:
   if on_nonfinite not in loop_lib.NONFINITE_POLICIES:
-    raise ValueError(f"train.on_nonfinite must be one of {loop_lib.NONFINITE_POLICIES}, "
+    raise SettingError(f"train.on_nonfinite must be one of {loop_lib.NONFINITE_POLICIES}, "
                      f"got {on_nonfinite!r}")
   if eval_decode_weights is not None and eval_decode_weights not in WEIGHT_FORMATS:
-    raise ValueError(f"train.eval_decode_weights must be one of {WEIGHT_FORMATS} or None, "
+    raise SettingError(f"train.eval_decode_weights must be one of {WEIGHT_FORMATS} or None, "
                      f"got {eval_decode_weights!r}")
   needs_eval = {"train.early_stopping_patience": early_stopping_patience,
                 "train.keep_best": keep_best, "train.reduce_on_plateau": reduce_on_plateau}
   for name, value in needs_eval.items():
     if value and not eval_every:
-      raise ValueError(f"{name} acts on the periodic validation perplexity: set "
+      raise SettingError(f"{name} acts on the periodic validation perplexity: set "
                        "train.eval_every too.")
   if microbatches < 1 or batch_size % microbatches:
-    raise ValueError(f"train.microbatches={microbatches} must be >= 1 and divide "
+    raise SettingError(f"train.microbatches={microbatches} must be >= 1 and divide "
                      f"BATCH_SIZE={batch_size}.")
+
+
+def _check_batches_split(mesh, rules, *, batch_size, eval_batch_size) -> None:
+  """Every batch must split evenly over the mesh's batch shards (data x fsdp): said
+  before anything is compiled, not as a sharding error after the first steps."""
+  shards = batch_shards(mesh, rules)
+  sizes = {"BATCH_SIZE": batch_size, "train.eval_batch_size": eval_batch_size}
+  for name, size in sizes.items():
+    if size is not None and size % shards:
+      raise SettingError(
+          f"{name}={size} does not split over the mesh's {shards} batch shards "
+          f"({dict(mesh.shape)}, the batch split over data x fsdp): make it a multiple of "
+          f"{shards}, or set MeshShape.data / .fsdp for fewer shards.")
 
 
 @gin.configurable(denylist=["resume"])
@@ -190,6 +209,8 @@ def train(*,
   # Set up: mesh, model, shapes, checkpoint compatibility, input, evaluations.
   rules = logical_axis_rules()
   mesh = create_mesh(mesh_shape)
+  _check_batches_split(mesh, rules, batch_size=batch_size,
+                       eval_batch_size=eval_batch_size if eval_every or eval_at_end else None)
   model = EncoderDecoderModel(model_config, z_loss=z_loss, label_smoothing=label_smoothing)
   hint = precision.cpu_matmul_hint(getattr(model_config, "matmul", ""),
                                    getattr(model_config, "dtype", ""), jax.default_backend())
