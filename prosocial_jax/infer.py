@@ -17,7 +17,8 @@ input line plus
   score    `inputs`, `log_likelihood` (natural log, summed over the target's tokens) and
            `num_target_tokens` of the line's `target` (a string)
 
-(an input field of the same name is replaced). `--with_rots` (Prost) appends each
+(an input field of the same name, e.g. gold `rots` or `safety_label`, is kept as
+`input_<name>`: the output holds both; the run says how many lines had one). `--with_rots` (Prost) appends each
 line's `rots` (a string or a list of strings) to its input, as task
 prosocial_dialog_prost_gold_rot does. A bad line is reported by its number and
 field: `--on_error=stop` (default) ends the run before any decoding, `skip` leaves
@@ -180,6 +181,26 @@ def write_atomically(path: str, lines: Sequence[str]) -> None:
     raise
 
 
+KEPT_PREFIX = "input_"
+
+
+def output_fields(tool, mode: str) -> tuple[str, ...]:
+  """The fields each output line gets, besides the input's."""
+  if mode == "score":
+    return ("inputs", "log_likelihood", "num_target_tokens")
+  from prosocial_jax.inference.tools import Canary
+  return ("inputs", "prediction") + (("safety_label", "rots") if isinstance(tool, Canary)
+                                     else ("rots", "response"))
+
+
+def merge_outputs(record: dict[str, Any], outputs: dict[str, Any]) -> dict[str, Any]:
+  """The input line plus the outputs; an input field an output would overwrite (gold
+  `rots`, a `safety_label` to compare with) is kept as `input_<name>`."""
+  merged = {KEPT_PREFIX + k if k in outputs else k: v for k, v in record.items()}
+  merged.update(outputs)
+  return merged
+
+
 def run(args: argparse.Namespace) -> str:
   """Reads, runs, writes; returns the summary line. Raises the errors `main` reports."""
   # pylint: disable=import-outside-toplevel  (SeqIO, TF, orbax: once the flags are good)
@@ -191,9 +212,15 @@ def run(args: argparse.Namespace) -> str:
   if args.with_rots and not isinstance(tool, Prost):
     raise InputError("--with_rots gives Prost its RoTs; the model in --model_dir is Canary.")
   records, texts, skipped = [], [], []
+  names = output_fields(tool, args.mode)
   for number, line in lines:
     try:
       record, text = parse_line(number, line, tool, mode=args.mode, with_rots=args.with_rots)
+      both = [n for n in names if n in record and KEPT_PREFIX + n in record]
+      if both:
+        raise InputError(f"line {number}: fields {both[0]!r} and {KEPT_PREFIX + both[0]!r} "
+                         f"are both there, and the output's {both[0]!r} moves the first to "
+                         "the second: rename one")
     except InputError as error:
       if args.on_error == "stop":
         raise InputError(f"{args.input} {error} (--on_error=skip leaves such lines out)") from None
@@ -217,10 +244,15 @@ def run(args: argparse.Namespace) -> str:
       added = [{"rots": o.rots, "response": o.response}
                for o in map(tool.parse, predictions)]
     added = [{"prediction": p, **a} for p, a in zip(predictions, added)]
-  out = [json.dumps({**record, "inputs": text, **extra}, ensure_ascii=False)
+  out = [json.dumps(merge_outputs(record, {"inputs": text, **extra}), ensure_ascii=False)
          for record, text, extra in zip(records, texts, added)]
   write_atomically(args.output, out)
-  summary = f"Wrote {len(out)} lines to {args.output} ({type(tool).__name__}, {args.mode})"
+  summary = (f"Wrote {len(out)} line{'s' * (len(out) != 1)} to {args.output} "
+             f"({type(tool).__name__}, {args.mode})")
+  kept = sorted({name for record in records for name in record if name in names})
+  if kept:
+    summary += (f"; the input's own {', '.join(kept)} kept as "
+                f"{', '.join(KEPT_PREFIX + name for name in kept)}")
   if skipped:
     summary += (f"; skipped {len(skipped)} bad line{'s' * (len(skipped) > 1)}: "
                 f"{', '.join(map(str, skipped))}")

@@ -132,6 +132,28 @@ def test_a_bad_line_stops_the_run_and_leaves_the_output_alone(model_dir, tmp_pat
       capsys.readouterr().err)
 
 
+def test_gold_fields_of_an_outputs_name_are_kept_beside_the_predictions(model_dir, canary,
+                                                                       tmp_path, capsys):
+  gold = {"context": "I took credit for my coworker's idea.", "safety_label": "__needs_caution__",
+          "rots": ["It's wrong to take credit for others' work."], "id": 7}
+  source, output = _write(tmp_path / "in.jsonl", [gold, {"context": "Hi."}]), tmp_path / "o.jsonl"
+  assert _main(f"--model_dir={model_dir}", f"--input={source}", f"--output={output}") == 0
+  summary = capsys.readouterr().out
+  assert (f"Wrote 2 lines to {output} (Canary, predict); the input's own rots, safety_label "
+          "kept as input_rots, input_safety_label.") in summary
+  first, second = _read(output)
+  predicted = canary.chirp([gold["context"]])[0]
+  assert first == {"context": gold["context"], "id": 7, "input_safety_label": "__needs_caution__",
+                   "input_rots": gold["rots"], "inputs": predicted.inputs,
+                   "prediction": predicted.prediction, "safety_label": predicted.safety_label,
+                   "rots": predicted.rots}
+  assert "input_rots" not in second  # only lines that had the field
+  clash = _write(tmp_path / "clash.jsonl", [{"context": "Hi.", "rots": [], "input_rots": []}])
+  assert _main(f"--model_dir={model_dir}", f"--input={clash}", f"--output={output}") == 2
+  assert (f"{clash} line 1: fields 'rots' and 'input_rots' are both there, and the output's "
+          "'rots' moves the first to the second: rename one") in capsys.readouterr().err
+
+
 def test_a_failure_mid_run_leaves_no_partial_output(model_dir, tmp_path, monkeypatch):
   source, output = _write(tmp_path / "in.jsonl", BAD[:1] * 3), tmp_path / "out.jsonl"
   output.write_text("kept\n")
