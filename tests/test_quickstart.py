@@ -99,9 +99,10 @@ def _exported_model_predicts_as_our_evaluation(model_dir, out):
   rows = [json.loads(line) for line in
           (model_dir / "inference_eval" / "prosocial_dialog_canary-000004.jsonl").open()]
   compared_ids = 0
+  assert tokenizer.model_max_length == 192  # the run's inputs length: what truncation cuts to
   for row in rows:
     encoded = tokenizer([row["input"]["inputs_pretokenized"]], return_tensors="pt",
-                        truncation=True, max_length=192)
+                        truncation=True)
     if isinstance(row["input"]["inputs"], list):  # long ones are logged as a summary
       assert encoded["input_ids"][0].tolist() == row["input"]["inputs"]
       compared_ids += 1

@@ -56,11 +56,11 @@ def canary_texts():
     tasks.set_vocabulary(None)
 
 
-def _export_sentencepiece(path, extra_ids, output_dir):
+def _export_sentencepiece(path, extra_ids, output_dir, inputs_length=None):
   vocab = seqio.SentencePieceVocabulary(str(path), extra_ids=extra_ids)
   record = {"kind": "sentencepiece", "path": str(path), "vocab_size": vocab.vocab_size,
             "extra_ids": extra_ids, "sha256": "unused", "source": str(path)}
-  special = write_tokenizer(record, str(output_dir), CONFIG)
+  special = write_tokenizer(record, str(output_dir), CONFIG, inputs_length=inputs_length)
   return vocab, special, transformers.AutoTokenizer.from_pretrained(str(output_dir))
 
 
@@ -95,8 +95,10 @@ def test_sample_vocabulary_gives_seqio_ids(tmp_path, canary_texts, extra_ids):
 def test_quickstart_task_inputs(tmp_path, input_length):
   """The first 50 validation inputs of the quickstart's task are what the exported
   tokenizer makes of their text; at 32 tokens (most are cut) too, since the tokenizer
-  truncates from the left as the task does, keeping EOS."""
-  _, _, tokenizer = _export_sentencepiece(DEFAULT_VOCAB_PATH, 0, tmp_path)
+  truncates from the left as the task does, keeping EOS, to the run's inputs length
+  (`model_max_length`: `truncation=True` needs no `max_length`)."""
+  _, _, tokenizer = _export_sentencepiece(DEFAULT_VOCAB_PATH, 0, tmp_path, input_length)
+  assert tokenizer.model_max_length == input_length
   tasks.set_data_root(sample_data_root())
   tasks.set_vocabulary(DEFAULT_VOCAB_PATH, extra_ids=0)
   try:
@@ -110,7 +112,7 @@ def test_quickstart_task_inputs(tmp_path, input_length):
   cut = 0
   for ex in examples:
     text = ex["inputs_pretokenized"].decode()
-    ids = tokenizer(text, truncation=True, max_length=input_length)["input_ids"]
+    ids = tokenizer(text, truncation=True)["input_ids"]
     assert ids == ex["inputs"].tolist(), text
     cut += len(tokenizer(text)["input_ids"]) > input_length
   assert cut > (len(examples) // 2 if input_length == 32 else -1)

@@ -83,8 +83,10 @@ def export_checkpoint(model_dir: str, output_dir: str, *, step: Step = "latest",
     staging.rmtree()
   staging.mkdir(parents=True)
   try:
+    lengths = (stored.meta.get("input") or {}).get("task_feature_lengths") or {}
     special_ids = tokenizer.write_tokenizer(stored.vocabulary, str(staging), stored.config,
-                                            checkpoint=stored.path)
+                                            checkpoint=stored.path,
+                                            inputs_length=lengths.get("inputs"))
     _write_json(staging / "config.json",
                 {**module.hf_config(stored.config, special_ids), **run_record(stored)})
     _write_json(staging / "generation_config.json",

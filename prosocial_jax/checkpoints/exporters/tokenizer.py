@@ -82,12 +82,19 @@ def check_vocabulary(vocabulary: dict[str, Any], config, *,
 
 
 def write_tokenizer(vocabulary: dict[str, Any], output_dir: str, config, *,
-                    checkpoint: Optional[str] = None) -> dict[str, int]:
+                    checkpoint: Optional[str] = None,
+                    inputs_length: Optional[int] = None) -> dict[str, int]:
   """Writes the tokenizer files of `vocabulary` into `output_dir`; returns the special
-  ids {pad,eos,unk,decoder_start}_token_id for config.json / generation_config.json."""
+  ids {pad,eos,unk,decoder_start}_token_id for config.json / generation_config.json.
+
+  `model_max_length` is the run's `inputs` length when known (`truncation=True` then
+  cuts inputs exactly as the tasks did), else the model's position table or T5's 512."""
   kind = check_vocabulary(vocabulary, config, checkpoint=checkpoint)
   extra_ids = int(vocabulary.get("extra_ids") or 0)
   max_length = int(getattr(config, "max_positions", 0) or T5_MAX_LENGTH)
+  if inputs_length:
+    max_length = min(max_length, int(inputs_length)) if getattr(
+        config, "max_positions", 0) else int(inputs_length)
   directory = epath.Path(output_dir)
   directory.mkdir(parents=True, exist_ok=True)
   if kind == "byte":
