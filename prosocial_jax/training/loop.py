@@ -156,9 +156,9 @@ def loop_states(actions) -> dict[str, Any]:
   return {a.name: a.state_dict() for a in actions if a.state_dict()}
 
 
-def _run_actions(loop: Loop, actions: list[Action]) -> None:
+def _run_actions(loop: Loop, actions: list[Action], *, at_end_only: bool = False) -> None:
   for action in actions:
-    if action.due(loop):
+    if action.due(loop) and (action.at_end or not at_end_only):
       started = time.perf_counter()
       action.run(loop)
       if action.name != "log":
@@ -180,7 +180,10 @@ def run(loop: Loop, actions: list[Action], preemption=None) -> None:
       while not loop.at_end:
         if preemption is not None and preemption.reached(loop.step):
           loop.preempted = preemption.received
-          _run_actions(loop, actions)
+          # This step's periodic actions have run (or it is the one resumed from): only
+          # the at-end ones (log, save) are left. An evaluation due again here would run
+          # twice and count twice for early stopping.
+          _run_actions(loop, actions, at_end_only=True)
           break
         host_batch = next(loop.batches)
         started = time.perf_counter()

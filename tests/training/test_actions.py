@@ -202,13 +202,16 @@ def test_sigterm_lets_the_step_in_flight_finish_then_runs_the_at_end_actions(tmp
               data_sharding=batch_sharding(mesh), dropout_rng=None, checkpointer=None, meta={},
               writer=None, model_dir=str(tmp_path))
   recorder = _Recorder()
+  periodic = _Recorder()  # e.g. an evaluation every 2 steps
+  periodic.every, periodic.at_end = 2, False
   absorb = lambda *_: None  # the test process never dies of it, whatever happens
   previous = signal.signal(signal.SIGTERM, absorb)
   try:
     with PreemptionWatch() as watch:
-      run(loop, [recorder], preemption=watch)
+      run(loop, [periodic, recorder], preemption=watch)
     assert signal.getsignal(signal.SIGTERM) is absorb  # handed back
   finally:
     signal.signal(signal.SIGTERM, previous)
   assert (loop.step, loop.state, loop.preempted, loop.stop_reason) == (4, 4, "SIGTERM", None)
   assert recorder.steps == [4]  # once, for the step that was in flight
+  assert periodic.steps == [2, 4]  # step 4's evaluation ran once, not again at the stop
