@@ -247,6 +247,11 @@ def test_a_small_shard_size_gives_shards_that_load_with_the_same_logits(exported
                     for i in range(1, len(shards) + 1)]
   index = json.loads((tmp_path / "hf" / "model.safetensors.index.json").read_text())
   assert set(index["weight_map"].values()) == set(shards)
+  # Readable as the folder's other files are (safetensors alone writes 0600).
+  umask = os.umask(0)
+  os.umask(umask)
+  modes = {name: (tmp_path / "hf" / name).stat().st_mode & 0o777 for name in summary["files"]}
+  assert set(modes.values()) == {0o666 & ~umask}, modes
   assert set(index["weight_map"]) == set(safetensors_of(directory))
   feed = batch()
   np.testing.assert_array_equal(hf_logits(load_hf(tmp_path / "hf"), feed),

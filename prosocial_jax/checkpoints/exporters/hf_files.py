@@ -51,7 +51,13 @@ def write_safetensors(tensors: Mapping[str, np.ndarray], output_dir: str, *,
     if remote:  # safetensors writes local paths only
       (directory / file).write_bytes(save(chunk, metadata={"format": "pt"}))
     else:
-      save_file(chunk, os.path.join(str(directory), file), metadata={"format": "pt"})
+      path = os.path.join(str(directory), file)
+      save_file(chunk, path, metadata={"format": "pt"})
+      # safetensors creates its files owner-only (0600); the folder's other files follow
+      # the umask, and a serving container or a colleague must be able to read the weights.
+      umask = os.umask(0)
+      os.umask(umask)
+      os.chmod(path, 0o666 & ~umask)
 
   if len(shards) == 1:
     write(shards[0], SINGLE)
