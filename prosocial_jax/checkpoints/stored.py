@@ -15,6 +15,7 @@ the optimizer state, and nothing touches an accelerator: the arrays stay numpy.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import re
 from typing import Any, Union
@@ -63,7 +64,12 @@ def choose_step(checkpointer: Checkpointer, step: Step) -> int:
   if step == "best":
     scored = {s: (checkpointer.metrics(s) or {}).get("perplexity") for s in steps}
     scored = {s: p for s, p in scored.items() if p is not None}
-    return min(scored, key=scored.get) if scored else max(steps)
+    if not scored:
+      logging.getLogger("prosocial_jax").warning(
+          "%s records no validation perplexity with any checkpoint (a run with "
+          "train.keep_best does): step 'best' is the latest, %d.", where, max(steps))
+      return max(steps)
+    return min(scored, key=scored.get)
   try:
     number = int(step)
   except (TypeError, ValueError):

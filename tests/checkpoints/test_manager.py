@@ -105,3 +105,25 @@ def test_input_position_is_saved_at_save_time_and_restored(tmp_path):
   fresh = _CountingIterator()
   checkpointer.restore_input(5, fresh)
   assert fresh.position == 5
+
+
+def test_best_is_the_lowest_recorded_perplexity_else_the_latest_said_aloud(tmp_path, caplog):
+  import logging
+
+  from prosocial_jax.checkpoints.stored import choose_step
+  mesh = create_mesh(MeshShape(), devices=jax.devices()[:1])
+  state, _, _ = _state(mesh)
+  checkpointer = Checkpointer(str(tmp_path))
+  for step in (1, 2, 3):
+    checkpointer.save(step, state, {})
+  checkpointer.wait_until_finished()
+  with caplog.at_level(logging.WARNING, logger="prosocial_jax"):
+    assert choose_step(checkpointer, "best") == 3
+  assert (f"{tmp_path} records no validation perplexity with any checkpoint (a run with "
+          "train.keep_best does): step 'best' is the latest, 3.") in caplog.text
+  scored = Checkpointer(str(tmp_path / "scored"), keep_best=True, max_to_keep=None)
+  for step, perplexity in ((1, 9.0), (2, 4.0), (3, 6.0)):
+    scored.save(step, state, {}, metrics={"perplexity": perplexity})
+  scored.wait_until_finished()
+  caplog.clear()
+  assert choose_step(scored, "best") == 2 and not caplog.text
