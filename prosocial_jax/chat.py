@@ -83,15 +83,13 @@ def chat(canary, prost, *, read: Callable[[str], str] = input,
 def open_models(args: argparse.Namespace):
   """(Canary, Prost) from the flags; a model of the wrong kind is a LoadError."""
   # pylint: disable=import-outside-toplevel  (SeqIO, TF, orbax: once the flags are good)
-  from prosocial_jax.inference.pretrained import PROST, PretrainedError, load_pretrained
+  from prosocial_jax.inference.pretrained import load_pretrained
   from prosocial_jax.inference.tools import Canary, Prost
   decode = decode_flags.decode_options(args)
   tools = []
   for flag, cls, options in (("--canary", Canary, {}), ("--prost", Prost, {"decode": decode})):
     pretrained = load_pretrained(getattr(args, flag[2:]), step=args.step)
-    if (pretrained.kind == PROST) != (cls is Prost):
-      raise PretrainedError(f"{flag}={getattr(args, flag[2:])} is not a {cls.__name__} model "
-                            f"(its task: {pretrained.task or 'unrecorded'}).")
+    cls.check_kind(pretrained, f"{flag}={getattr(args, flag[2:])}")
     tools.append(cls(pretrained, batch_size=1, seed=args.seed, **options))
   return tuple(tools)
 

@@ -35,7 +35,7 @@ import numpy as np
 from prosocial_jax.checkpoints.stored import Step
 from prosocial_jax.data import encoding, formatting
 from prosocial_jax.inference.model import DecodeOptions, EncoderDecoderModel
-from prosocial_jax.inference.pretrained import PROST, Pretrained, load_pretrained
+from prosocial_jax.inference.pretrained import PROST, Pretrained, PretrainedError, load_pretrained
 
 Context = Union[str, Sequence[str]]
 Decode = Union[DecodeOptions, str, None]
@@ -90,8 +90,18 @@ class Seq2SeqTool:
   def from_pretrained(cls, path: str, *, step: Step = "latest",
                       feature_lengths: Optional[dict[str, int]] = None, **options):
     """The model at `path`: a MODEL_DIR (`step`: "latest", "best" or a number) or a folder
-    written by `python -m prosocial_jax.export`. `options`: decode, batch_size, seed."""
-    return cls(load_pretrained(path, step=step, feature_lengths=feature_lengths), **options)
+    written by `python -m prosocial_jax.export`. `options`: decode, batch_size, seed.
+    Canary on a Prost model (or the reverse) is a PretrainedError."""
+    pretrained = load_pretrained(path, step=step, feature_lengths=feature_lengths)
+    cls.check_kind(pretrained, path)
+    return cls(pretrained, **options)
+
+  @classmethod
+  def check_kind(cls, pretrained: Pretrained, what: str) -> None:
+    """Canary and Prost refuse the other's model: its outputs would parse as nonsense."""
+    if cls in (Canary, Prost) and (pretrained.kind == PROST) != (cls is Prost):
+      raise PretrainedError(f"{what} is not a {cls.__name__} model (its task: "
+                            f"{pretrained.task or 'unrecorded'}).")
 
   # --- Texts and ids ---------------------------------------------------------------------
 

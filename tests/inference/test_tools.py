@@ -179,6 +179,15 @@ def test_prost_responds_and_takes_gold_rots_in_the_tasks_format(prost):
   assert [prost.inputs_text(h) for h, _ in turns] == [e["inputs_pretokenized"] for e in plain]
 
 
+def test_canary_and_prost_refuse_each_others_models(canary_dir, prost_dir):
+  with pytest.raises(PretrainedError, match=rf"^{prost_dir} is not a Canary model \(its task: "
+                                            r"prosocial_dialog_prost_\w+\)\.$"):
+    Canary.from_pretrained(str(prost_dir))
+  with pytest.raises(PretrainedError, match=rf"^{canary_dir} is not a Prost model \(its task: "
+                                            r"prosocial_dialog_canary\)\.$"):
+    Prost.from_pretrained(str(canary_dir))
+
+
 def test_prost_parses_rots_and_response():
   parsed = Prost.parse("RoT: It's rude to lie., You should be honest. Response: Please tell her.")
   assert parsed.rots == ["It's rude to lie.", "You should be honest."]
