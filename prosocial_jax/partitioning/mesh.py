@@ -21,7 +21,13 @@ import numpy as np
 from jax.experimental import mesh_utils
 from jax.sharding import Mesh
 
+from prosocial_jax.user_errors import UserError
+
 MESH_AXES = ("data", "fsdp", "model")
+
+
+class MeshShapeError(UserError, ValueError):
+  """A MeshShape that does not fit the devices (the message says how)."""
 
 
 @gin.configurable
@@ -36,19 +42,19 @@ class MeshShape:
   def resolve(self, num_devices: int) -> tuple[int, int, int]:
     sizes = [self.data, self.fsdp, self.model]
     if any(s == 0 or s < -1 for s in sizes):
-      raise ValueError(f"Mesh axis sizes must be positive or -1, got {self}.")
+      raise MeshShapeError(f"Mesh axis sizes must be positive or -1, got {self}.")
     wildcards = [i for i, s in enumerate(sizes) if s == -1]
     if len(wildcards) > 1:
-      raise ValueError(f"At most one mesh axis may be -1, got {self}.")
+      raise MeshShapeError(f"At most one mesh axis may be -1, got {self}.")
     known = math.prod(s for s in sizes if s != -1)
     if wildcards:
       if num_devices % known:
-        raise ValueError(
+        raise MeshShapeError(
             f"{num_devices} devices cannot be split into a mesh {self}: "
             f"{num_devices} is not divisible by {known}.")
       sizes[wildcards[0]] = num_devices // known
     if math.prod(sizes) != num_devices:
-      raise ValueError(
+      raise MeshShapeError(
           f"Mesh {dict(zip(MESH_AXES, sizes))} needs {math.prod(sizes)} devices "
           f"but {num_devices} are available.")
     return tuple(sizes)

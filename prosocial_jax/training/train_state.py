@@ -10,6 +10,7 @@ holds a full replica of a large model.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import flax
@@ -20,6 +21,7 @@ import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from prosocial_jax.partitioning import logical_to_sharding
+from prosocial_jax.user_errors import UserError
 
 
 @flax.struct.dataclass
@@ -56,7 +58,38 @@ def state_shardings(model, optimizer, dummy_batch, mesh: Mesh, rules=None):
   logical_specs = nn.get_partition_spec(boxed)
   logical_specs = jax.tree.map(_fit_spec_to_rank, logical_specs, abstract,
                                is_leaf=lambda x: isinstance(x, PartitionSpec))
-  return abstract, logical_to_sharding(logical_specs, mesh, rules)
+  shardings = logical_to_sharding(logical_specs, mesh, rules)
+  _check_parameters_split(abstract.params, logical_specs.params, shardings.params, mesh)
+  return abstract, shardings
+
+
+# The config field behind each logical axis a parameter is split on (for the message).
+_AXIS_FIELDS = {"heads": "num_heads", "joined_kv": "num_heads x head_dim", "mlp": "mlp_dim",
+                "embed": "emb_dim", "vocab": "vocab_size"}
+
+
+class ShardingError(UserError, ValueError):
+  """A parameter axis that does not split over the mesh axes the rules put it on."""
+
+
+def _check_parameters_split(params, logical_specs, shardings, mesh: Mesh) -> None:
+  """Every split parameter axis must divide evenly: said by name before anything is
+  compiled, rather than as an IndivisibleError from inside jit."""
+  flat = jax.tree_util.tree_flatten_with_path(params)[0]
+  logical = jax.tree.leaves(logical_specs, is_leaf=lambda x: isinstance(x, PartitionSpec))
+  for (path, leaf), names, sharding in zip(flat, logical, jax.tree.leaves(shardings)):
+    for dim, (size, axes) in enumerate(zip(leaf.shape, sharding.spec)):
+      axes = (axes,) if isinstance(axes, str) else tuple(axes or ())
+      pieces = math.prod(mesh.shape[a] for a in axes)
+      if size % pieces:
+        name = names[dim] if dim < len(names) else None
+        field = _AXIS_FIELDS.get(name)
+        raise ShardingError(
+            f"Parameter {jax.tree_util.keystr(path, simple=True, separator='/')} "
+            f"{list(leaf.shape)}: its {name!r} axis ({size}) does not split over mesh "
+            f"axis {' x '.join(axes)} ({pieces} devices, mesh {dict(mesh.shape)}). Make "
+            + (f"{field} a multiple of {pieces}" if field else f"it a multiple of {pieces}")
+            + f", or choose a mesh whose {' x '.join(axes)} divides {size}.")
 
 
 def init_train_state(model, optimizer, dummy_batch, rng, mesh: Mesh, rules=None):

@@ -34,8 +34,28 @@ def test_single_device_mesh():
     (MeshShape(data=0), "positive or -1"),
 ])
 def test_bad_mesh_shapes_are_explained(shape, message):
-  with pytest.raises(ValueError, match=message):
+  from prosocial_jax.user_errors import UserError
+  with pytest.raises(UserError, match=message):  # one line at the command line
     create_mesh(shape)
+
+
+def test_a_parameter_that_does_not_split_over_the_mesh_is_named_with_its_config_field():
+  import optax
+
+  from prosocial_jax.inference.model import EncoderDecoderModel
+  from prosocial_jax.training.train_state import ShardingError, state_shardings
+  from ..training.conftest import dummy_batch_shapes, tiny_test_config
+  model = EncoderDecoderModel(tiny_test_config(num_heads=2))  # 2 heads over 8 devices
+  with pytest.raises(ShardingError) as error:
+    state_shardings(model, optax.adam(1e-3), dummy_batch_shapes(),
+                    create_mesh(MeshShape(data=1, fsdp=1, model=8)))
+  assert str(error.value) == (
+      "Parameter decoder/relpos_bias/rel_embedding [2, 32]: its 'heads' axis (2) does not "
+      "split over mesh axis model (8 devices, mesh {'data': 1, 'fsdp': 1, 'model': 8}). Make "
+      "num_heads a multiple of 8, or choose a mesh whose model divides 2.")
+  # The same model on a mesh it splits over: no error.
+  state_shardings(model, optax.adam(1e-3), dummy_batch_shapes(),
+                  create_mesh(MeshShape(data=4, fsdp=1, model=2)))
 
 
 def test_standard_rules_map_logical_axes():
