@@ -294,7 +294,8 @@ def train(*,
         loop, optimizer=optimizer, log_every=log_every, checkpoint_every=checkpoint_every,
         keep_best=keep_best, eval_every=eval_every, perplexity=perplexity,
         decode=(functools.partial(_decode_metrics, eval_name, task_feature_lengths,
-                                  eval_batch_size, eval_split) if eval_decode else None),
+                                  eval_batch_size, eval_split, eval_max_examples)
+                if eval_decode else None),
         early_stopping_patience=early_stopping_patience, reduce_on_plateau=reduce_on_plateau,
         flops_per_step=flops.train_step_flops(model_config, batch_size,
                                               task_feature_lengths["inputs"],
@@ -352,10 +353,11 @@ def train(*,
                      stop_reason=loop.stop_reason if loop is not None else stopped)
 
 
-def _decode_metrics(eval_name, lengths, batch_size, split, loop) -> dict:
-  """The SeqIO evaluation (predictions and scores) of a periodic evaluation."""
+def _decode_metrics(eval_name, lengths, batch_size, split, max_examples, loop) -> dict:
+  """The SeqIO evaluation (predictions and scores) of a periodic evaluation, on the
+  same first `max_examples` per task as its perplexity."""
   evaluation = SeqioEvaluation(eval_name, lengths, batch_size, split=split,
-                               log_dir=eval_log_dir(loop.model_dir))
+                               max_examples=max_examples, log_dir=eval_log_dir(loop.model_dir))
   try:
     results = evaluate(loop.model, loop.state.params, loop.mesh, loop.rules, evaluation,
                        step=loop.step, should_stop=loop.asked_to_stop)

@@ -1,0 +1,25 @@
+"""The periodic evaluation's two halves, teacher-forced perplexity and the SeqIO decode
+metrics (`eval_decode`), read the same examples: `eval_max_examples` limits both."""
+
+import json
+
+import pytest
+
+import tasks
+
+from .conftest import train_on_sample
+
+
+def test_eval_max_examples_limits_the_decode_metrics_too(tmp_path, caplog):
+  caplog.set_level("INFO", logger="prosocial_jax")
+  try:
+    train_on_sample(tmp_path, train_steps=4, eval_every=4, eval_decode=True, eval_max_examples=8,
+                    checkpoint_every=1000)
+  finally:
+    tasks.set_data_root(None)
+  assert "Evaluating prosocial_dialog_canary on 8 validation examples" in caplog.text
+  (logged,) = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()
+               if "eval/perplexity" in line]
+  # Both perplexities over the same 8 examples' target tokens.
+  assert logged["eval/prosocial_dialog_canary/perplexity"] == pytest.approx(
+      logged["eval/perplexity"], rel=1e-4)
