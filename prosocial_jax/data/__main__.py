@@ -2,11 +2,12 @@
 
   download <corpus>|all [--data_root DIR] [--variant direct]
       fetch official releases into the data root (resumable, checksummed)
-  stats <corpus>|all [--data_root DIR] [--split S] [--skip_bad_records]
-      read a corpus and print dialogues / utterances (or rows) per split
+  stats <corpus>|all [--data_root DIR|sample] [--split S] [--skip_bad_records]
+      read a corpus and print dialogues / utterances (or rows) per split ('sample': the
+      ProsocialDialog sample shipped with the package, as `eval --data_root=sample`)
   train-vocab --data_root DIR --output PREFIX [--vocab_size N] [--corpus C ...]
       train the SentencePiece vocabulary reproducibly (prosocial_jax/data/train_vocab.py)
-  toxichat-threads SPLIT --output OUT.jsonl [--data_root DIR]
+  toxichat-threads SPLIT --output OUT.jsonl [--data_root DIR|sample]
       ToxiChat's threads as `python -m prosocial_jax.infer` input (responses for scoring)
   synthetic DIR [--dialogues N]
       write a synthetic data root in every release format (tests, benchmarks)
@@ -119,6 +120,11 @@ def main(argv: list[str] | None = None) -> int:
   y.add_argument("--dialogues", type=int, default=20)
   y.set_defaults(run=_synthetic)
   args = parser.parse_args(argv)
+  if getattr(args, "data_root", None) == "sample":
+    if args.command == "download":
+      parser.error("download --data_root=sample: the shipped sample is not a download target")
+    from prosocial_jax.data.data_root import sample_data_root
+    args.data_root = sample_data_root()
   logging.basicConfig(level=logging.INFO, format="%(message)s")
   with user_errors.exit_on():  # a missing corpus, a malformed file: the message, status 2
     return args.run(args)

@@ -62,7 +62,7 @@ def _expand(path: str | os.PathLike) -> str:
 def _resolve(data_root: str | os.PathLike | None) -> tuple[str, str]:
   """Returns (data root, where it came from)."""
   if data_root:
-    return _expand(data_root), "given explicitly (DATA_ROOT)"
+    return _expand(data_root), "given explicitly (--data_root, or the gin macro DATA_ROOT)"
   env = os.environ.get(ENV_VAR)
   if env:
     return _expand(env), f"from ${ENV_VAR}"

@@ -45,3 +45,16 @@ def test_train_vocab_on_several_corpora_is_reproducible(tmp_path, capsys):
   sentences = list(train_vocab.corpus_sentences("daily_dialog",
                                                 corpus("daily_dialog").load_split("train", root)))
   assert sentences[0].startswith(("User: ", "Bot: "))
+
+
+def test_data_root_sample_is_the_shipped_sample(capsys):
+  import pytest
+
+  from prosocial_jax.data.data_root import sample_data_root
+  assert main(["stats", "prosocial_dialog", "--split", "validation", "--data_root", "sample"]) == 0
+  out = capsys.readouterr().out
+  assert f"data root: {sample_data_root()}" in out
+  assert "prosocial_dialog         validation       12 records        60 utterances" in out
+  with pytest.raises(SystemExit):  # never download into the package
+    main(["download", "prosocial_dialog", "--data_root", "sample"])
+  assert "the shipped sample is not a download target" in capsys.readouterr().err
