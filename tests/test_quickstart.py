@@ -13,8 +13,8 @@ import sentencepiece
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
-def _train(model_dir, *bindings, check=True):
-  command = [sys.executable, "-m", "prosocial_jax.train", "--gin_file=gin/quickstart.gin",
+def _train(model_dir, *bindings, check=True, gin_file="gin/quickstart.gin"):
+  command = [sys.executable, "-m", "prosocial_jax.train", f"--gin_file={gin_file}",
              f"--gin.MODEL_DIR='{model_dir}'", *bindings]
   env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
   env.pop("XLA_FLAGS", None)  # one CPU device, as on a user's laptop
@@ -113,3 +113,14 @@ def _exported_model_predicts_as_our_evaluation(model_dir, out):
     ids = [t for t in tokens[1:] if t not in (0, 1)]  # decoder start, EOS and padding
     assert spm.decode(ids).split() == row["prediction"].split()
   assert len(rows) == 30 and compared_ids >= 5
+
+
+def test_the_prost_quickstart_gives_a_prost_that_responds(tmp_path):
+  """README, "Canary and Prost from Python and the shell": the tiny Prost to try them on."""
+  model_dir = tmp_path / "prost"
+  out = _train(model_dir, "--gin.TRAIN_STEPS=3", "--gin.train.log_every=3",
+               "--gin.train.eval_at_end=False", gin_file="gin/prost_quickstart.gin").stdout
+  assert "Training prosocial_dialog_prost_rot_response from step 0 to 3" in out
+  from prosocial_jax.inference import Prost
+  reply = Prost.from_pretrained(str(model_dir)).generate(["I skipped my friend's party."])[0]
+  assert isinstance(reply.response, str) and reply.inputs == "User: I skipped my friend's party."
