@@ -84,3 +84,31 @@ def test_binary_safety_postprocessor_and_accuracy():
   assert [str(p) for p in predictions] == ["__casual__", "__needs_caution__", "__needs_caution__",
                                            "no label at all"]
   assert metrics.safety_accuracy(targets, predictions)["safety_accuracy"] == 75.0
+
+
+# What docs/data.md's task table writes for each metric function.
+_DOC_WORDS = {"safety_accuracy": "safety_accuracy", "safety_three_way": "safety3_accuracy",
+              "safety_confusion": "confusion matrix", "rot_generation": "rot_bleu4",
+              "prost_rot_generation": "rot_bleu4", "response_generation": "response_bleu4",
+              "perplexity": "perplexity"}
+_CASUAL = ("daily_dialog", "empathetic_dialogues", "blended_skill_talk", "topical_chat",
+           "persona_chat", "wizard_of_wikipedia")
+
+
+def test_the_data_guides_task_table_names_each_tasks_metrics():
+  import pathlib
+  import re
+  guide = pathlib.Path(__file__).resolve().parents[2] / "docs" / "data.md"
+  rows = {}
+  for line in guide.read_text().splitlines():
+    match = re.match(r"\| `([^`]+)`(.*)\|([^|]*)\|$", line)
+    if match:
+      name, metrics_text = match.group(1), match.group(3)
+      names = [name.replace("<corpus>", c) for c in _CASUAL] if "<corpus>" in name else [name]
+      rows.update({n: metrics_text for n in names})
+  assert set(TASK_EXAMPLES) <= set(rows), set(TASK_EXAMPLES) - set(rows)
+  for name in TASK_EXAMPLES:
+    task = seqio.get_mixture_or_task(name)
+    expected = {_DOC_WORDS[f.__name__] for f in task.metric_fns}
+    written = {word for word in _DOC_WORDS.values() if word in rows[name]}
+    assert written == expected, name
