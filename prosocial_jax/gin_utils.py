@@ -34,6 +34,7 @@ import re
 from typing import Any, Iterator, Sequence
 
 import gin
+from gin import config_parser
 
 from prosocial_jax.user_errors import UserError
 
@@ -99,8 +100,23 @@ def gin_bindings(parser: argparse.ArgumentParser, raw: Sequence[str],
     if not arg.startswith("--gin.") or "=" not in arg:
       parser.error(f"unrecognised argument {arg!r}; expected --gin.NAME=VALUE")
     name, value = arg[len("--gin."):].split("=", 1)
+    problem = _unparsable_value(name, value)
+    if problem:
+      parser.error(problem)
     bindings.append(f"{name} = {value}")
   return bindings
+
+
+def _unparsable_value(name: str, value: str) -> str | None:
+  """What is wrong with a `--gin.NAME=VALUE` whose value gin cannot parse, naming the flag:
+  almost always a string without its inner quotes (the shell ate the only ones)."""
+  try:
+    list(config_parser.ConfigParser(f"{name} = {value}",
+                                    gin.config.ParserDelegate(skip_unknown=True)))
+  except (SyntaxError, ValueError):
+    return (f"--gin.{name}={value}: gin cannot parse the value {value!r}. A string needs "
+            f"quotes inside the flag: --gin.{name}=\"'{value}'\"")
+  return None
 
 
 def resolve_gin_file(name: str, search_paths: Sequence[str] = ()) -> str:
@@ -180,7 +196,8 @@ def _explained(error: BaseException) -> str:
   if (m := re.search(r"^(\w+)/macro\.value set to `%gin\.REQUIRED`", str(error))):
     return message + (f"\nSet it with --gin.{m.group(1)}=VALUE (a string in inner quotes: "
                       f"--gin.{m.group(1)}=\"'...'\").")
-  if isinstance(error, SyntaxError) and "Failed to parse token" in str(error):
+  if isinstance(error, SyntaxError) and ("Failed to parse token" in str(error)
+                                         or "Unable to parse value" in str(error)):
     return message + ("\nA string value needs quotes inside the flag: "
                       "--gin.MODEL_DIR=\"'runs/x'\".")
   return message

@@ -26,6 +26,20 @@ def test_unknown_flag_is_an_error(capsys):
   assert "unrecognised argument '--model_dir=x'" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("flag, value", [("MODEL_DIR", "/tmp/run"), ("adam.mu_dtype", "bfloat16")])
+def test_an_unquoted_string_is_named_with_its_flag_and_the_quotes_it_needs(capsys, flag, value):
+  with pytest.raises(SystemExit) as stop:
+    gin_utils.parse_args(["--gin_file=a.gin", f"--gin.{flag}={value}"], entry="train")
+  assert stop.value.code == 2
+  assert (f"error: --gin.{flag}={value}: gin cannot parse the value '{value}'. A string needs "
+          f"quotes inside the flag: --gin.{flag}=\"'{value}'\"") in capsys.readouterr().err
+  # References, containers and numbers parse, whatever they name.
+  _, bindings, _ = gin_utils.parse_args(
+      ["--gin_file=a.gin", "--gin.A=[@x(), %Y]", "--gin.b.c={'inputs': 64}", "--gin.D=1e-3"],
+      entry="train")
+  assert bindings == ["A = [@x(), %Y]", "b.c = {'inputs': 64}", "D = 1e-3"]
+
+
 def test_missing_gin_file_names_where_it_looked(tmp_path, monkeypatch):
   monkeypatch.chdir(tmp_path)
   with pytest.raises(FileNotFoundError, match="no_such.gin"):

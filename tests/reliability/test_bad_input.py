@@ -275,6 +275,11 @@ ROWS = [
         ("Failed to parse token 'runs'", "A string value needs quotes inside the flag: "
          "--gin.MODEL_DIR=\"'runs/x'\"."),
         gin_utils.GinConfigError, _gin("MODEL_DIR = runs/x")),
+    Row("gin: an unquoted absolute path", "--gin_bindings='MODEL_DIR = /tmp/x'",
+        "gin_utils.parse_gin",
+        ("Unable to parse value", "A string value needs quotes inside the flag: "
+         "--gin.MODEL_DIR=\"'runs/x'\"."),
+        gin_utils.GinConfigError, _gin("MODEL_DIR = /tmp/x")),
 ]
 
 def _id(row: Row) -> str:
