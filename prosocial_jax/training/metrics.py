@@ -83,15 +83,16 @@ class MetricSums:
     return 0 if self._sums is None else int(jax.device_get(self._sums["longest_bad_run"]))
 
   def take(self) -> dict[str, float]:
-    """Means over the good steps since the last take (then starts again from zero);
-    with skipping on, `skipped_updates` counts the others."""
+    """Means over the good steps since the last take (then starts again from zero; NaN
+    when there was none); with skipping on, `skipped_updates` counts the others."""
     if self._sums is None:
       return {}
     sums = jax.device_get(self._sums)
     self._sums = None
-    count = max(int(sums["count"]), 1)
-    means = {name: float(np.asarray(value)) / count for name, value in sums["values"].items()
-             if name != SKIPPED}
+    count = int(sums["count"])
+    # An interval whose every update was skipped has no mean: NaN, never a perfect 0 loss.
+    means = {name: float(np.asarray(value)) / count if count else math.nan
+             for name, value in sums["values"].items() if name != SKIPPED}
     if SKIPPED in sums["values"]:
       means["skipped_updates"] = float(sums["bad"])
     return means

@@ -119,6 +119,9 @@ def test_metric_sums_count_skipped_updates_and_name_a_nonfinite_update():
             "skipped_update": np.float32(1.0)}, 5)
   assert sums.first_nonfinite() == (5, "update")
   assert sums.longest_bad_run() == 2  # steps 4 and 5: a run across the intervals
+  means = sums.take()  # an interval of skipped updates only: no means, not zeros
+  assert math.isnan(means["loss"]) and math.isnan(means["grad_norm"])
+  assert means["skipped_updates"] == 1.0
 
 
 def test_the_loop_refuses_to_go_on_after_a_nonfinite_loss(tmp_path):
