@@ -187,9 +187,11 @@ def evaluate_checkpoint(model_dir: str, *, task: str | None = None, split: str =
 
   model = EncoderDecoderModel(stored.config.runnable_on(jax.default_backend()))
   # Built before the parameters are read: bad data or a missing split fails in seconds.
+  from prosocial_jax.evaluation.records import make_record, record_path, variant
+  predictions = os.path.join(stored.model_dir, "eval", split + variant(max_examples,
+                                                                       decode_weights))
   evaluation = SeqioEvaluation(name, lengths, batch_size, split=split,
-                               max_examples=max_examples,
-                               log_dir=os.path.join(stored.model_dir, "eval", split))
+                               max_examples=max_examples, log_dir=predictions)
   try:
     params = _restore_params(stored, model, lengths, mesh, rules)
     logger.info("Restored step %d of %s onto a %s mesh.", stored.step, stored.model_dir,
@@ -199,14 +201,13 @@ def evaluate_checkpoint(model_dir: str, *, task: str | None = None, split: str =
     num_examples = evaluation.num_examples
   finally:
     evaluation.close()
-  from prosocial_jax.evaluation.records import make_record, record_path
   record = make_record(results, model_dir=stored.model_dir, step=stored.step,
                    mixture_or_task_name=name, split=split, num_examples=num_examples,
                    task_feature_lengths=lengths, batch_size=batch_size,
                    max_examples=max_examples, decode_weights=decode_weights,
-                   predictions=os.path.join(stored.model_dir, "eval", split),
-                   code=version.code_record())
-  path = record_path(stored.model_dir, name, split, stored.step)
+                   predictions=predictions, code=version.code_record())
+  path = record_path(stored.model_dir, name, split, stored.step, max_examples=max_examples,
+                     decode_weights=decode_weights)
   if jax.process_index() == 0:
     _write(path, record, results)
   return path, record

@@ -106,8 +106,13 @@ def test_another_task_step_and_subset(trained):
                     "--task=prosocial_dialog_rot", "--max_examples=10", "--batch_size=4",
                     "--gin.MeshShape.fsdp=2", "--gin.MeshShape.model=2")
   assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-  record = json.loads((model_dir / "eval" / "prosocial_dialog_rot-validation-step2.json")
+  # A subset is a record of its own: it never replaces the whole split's.
+  record = json.loads((model_dir / "eval" / "prosocial_dialog_rot-validation-step2-first10.json")
                       .read_text())
+  assert not (model_dir / "eval" / "prosocial_dialog_rot-validation-step2.json").exists()
+  assert record["predictions"] == str(model_dir / "eval" / "validation-first10")
+  assert len((model_dir / "eval" / "validation-first10" /
+              "prosocial_dialog_rot-000002.jsonl").read_text().splitlines()) == 10
   assert (record["step"], record["num_examples"], record["batch_size"]) == (2, 10, 4)
   assert "{'data': 2, 'fsdp': 2, 'model': 2} mesh" in result.stdout  # gin reached the mesh
   assert {"rot_bleu4", "rot_f1", "rot_examples", "perplexity", "nll_per_token"} == set(

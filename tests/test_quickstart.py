@@ -64,7 +64,7 @@ def test_quickstart_trains_evaluates_checkpoints_and_resumes(tmp_path):
   assert (model_dir / "checkpoint_6").exists()
   assert "(decoder steps with int8 weights)" in second.stdout
   step6 = json.loads((model_dir / "eval" /
-                      "prosocial_dialog_canary-validation-step6.json").read_text())
+                      "prosocial_dialog_canary-validation-step6-int8.json").read_text())
   assert step6["decode_weights"] == "int8"
   assert "eval prosocial_dialog_canary/validation:" in second.stdout
 

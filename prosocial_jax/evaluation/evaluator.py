@@ -111,6 +111,7 @@ class SeqioEvaluation:
     self.task_feature_lengths = dict(task_feature_lengths)
     self.batch_size = batch_size
     self.split = split
+    self.max_examples = max_examples
     self._evaluator = seqio.Evaluator(
         mixture_or_task_name=mixture_or_task_name,
         feature_converter=seqio.EncDecFeatureConverter(pack=False),

@@ -41,8 +41,18 @@ def make_record(results: Mapping[str, Mapping[str, float]], **fields) -> dict[st
   }
 
 
-def record_path(model_dir: str, name: str, split: str, step: int) -> str:
-  return os.path.join(model_dir, "eval", f"{name}-{split}-step{step}.json")
+def variant(max_examples: int | None = None, decode_weights: str | None = None) -> str:
+  """The file-name suffix of an evaluation that is not the plain, whole one
+  (`-first<N>` for the first N examples per task, `-<weights>` for packed decoder
+  weights), so that it never replaces the record or predictions of one that is."""
+  return (f"-first{max_examples}" if max_examples else "") + (
+      f"-{decode_weights}" if decode_weights else "")
+
+
+def record_path(model_dir: str, name: str, split: str, step: int, *,
+                max_examples: int | None = None, decode_weights: str | None = None) -> str:
+  return os.path.join(model_dir, "eval", f"{name}-{split}-step{step}"
+                      f"{variant(max_examples, decode_weights)}.json")
 
 
 def write_record(path: str, record: Mapping[str, Any]) -> None:

@@ -372,14 +372,17 @@ def _record_and_report(model_dir: str, evaluation: SeqioEvaluation, step: int, r
   """The evaluation's JSON record and report, as `python -m prosocial_jax.eval` writes them."""
   if jax.process_index() != 0:
     return
-  path = records.record_path(model_dir, evaluation.mixture_or_task_name, evaluation.split, step)
+  path = records.record_path(model_dir, evaluation.mixture_or_task_name, evaluation.split, step,
+                             max_examples=evaluation.max_examples,
+                             decode_weights=decode_weights)
   records.write_record(path, records.make_record(
       results, model_dir=model_dir, step=int(step),
       mixture_or_task_name=evaluation.mixture_or_task_name, split=evaluation.split,
       num_examples=evaluation.num_examples,
       task_feature_lengths=evaluation.task_feature_lengths,
-      batch_size=evaluation.batch_size, decode_weights=decode_weights,
-      predictions=eval_log_dir(model_dir), code=version.code_record()))
+      batch_size=evaluation.batch_size, max_examples=evaluation.max_examples,
+      decode_weights=decode_weights, predictions=eval_log_dir(model_dir),
+      code=version.code_record()))
   report = records.write_report(model_dir, path)
   logger.info("Evaluation of step %d recorded in %s%s.", step, path,
               f"; report: {report}" if report else "")

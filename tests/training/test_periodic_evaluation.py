@@ -18,6 +18,8 @@ def test_eval_max_examples_limits_the_decode_metrics_too(tmp_path, caplog):
   finally:
     tasks.set_data_root(None)
   assert "Evaluating prosocial_dialog_canary on 8 validation examples" in caplog.text
+  record = tmp_path / "eval" / "prosocial_dialog_canary-validation-step4-first8.json"
+  assert json.loads(record.read_text())["max_examples"] == 8  # a subset, named as one
   (logged,) = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()
                if "eval/perplexity" in line]
   # Both perplexities over the same 8 examples' target tokens.
