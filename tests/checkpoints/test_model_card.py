@@ -44,10 +44,16 @@ def test_canary_card_reports_the_step_metrics_caveat_and_citation(tmp_path):
       {"step": 300, "eval/perplexity": 9.75},
       {"step": 400, "eval/perplexity": 1.0625, "eval/prosocial_dialog_canary/safety_accuracy": 99.5},
   ])
-  (tmp_path / "inference_eval").mkdir()
-  (tmp_path / "inference_eval" / "prosocial_dialog_canary-metrics.jsonl").write_text(
-      json.dumps({"step": 300, "perplexity": 8.5}) + "\n" +
-      json.dumps({"step": 400, "perplexity": 0.5}) + "\n")
+  (tmp_path / "eval").mkdir()  # evaluation records, as `python -m prosocial_jax.eval` writes
+  records = {"step300": (300, "validation", None, {"perplexity": 8.5, "rot_f1": 20.5}),
+             "step300-first8": (300, "validation", 8, {"rot_f1": 77.0}),  # a subset
+             "step250": (250, "test", None, {"safety_accuracy": 61.0}),
+             "step400": (400, "validation", None, {"perplexity": 0.5})}
+  for name, (step, split, first, values) in records.items():
+    (tmp_path / "eval" / f"prosocial_dialog_canary-{split}-{name}.json").write_text(json.dumps(
+        {"step": step, "split": split, "max_examples": first,
+         "metrics": {"prosocial_dialog_canary": values}}))
+  (tmp_path / "eval" / "broken.json").write_text("{")
   (tmp_path / "out").mkdir()
   path = model_card.write_model_card(_stored(tmp_path, 300, "prosocial_dialog_canary"),
                                      str(tmp_path / "out"))
@@ -62,7 +68,11 @@ def test_canary_card_reports_the_step_metrics_caveat_and_citation(tmp_path):
   assert "none: trained from scratch" in card
   assert "| perplexity | 9.75 | 300 |" in card  # the latest at or before step 300
   assert "| prosocial_dialog_canary/safety_accuracy | 41.25 | 200 |" in card
-  assert "| inference_eval/prosocial_dialog_canary/perplexity | 8.5 | 300 |" in card
+  # One row per metric: the record's values under the training log's names.
+  assert "| prosocial_dialog_canary/perplexity | 8.5 | 300 |" in card
+  assert "| prosocial_dialog_canary/rot_f1 | 20.5 | 300 |" in card
+  assert "| test/prosocial_dialog_canary/safety_accuracy | 61 | 250 |" in card
+  assert "77.0 |" not in card and "| 77 |" not in card and "inference_eval" not in card
   assert "safety_confusion" not in card  # the matrix's cells are counts, not results
   for later in ("1.0625", "99.5", "| 0.5 |", "12.5"):  # after step 300, or superseded
     assert later not in card

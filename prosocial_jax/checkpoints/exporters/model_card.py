@@ -5,7 +5,7 @@ Canary (safety label + RoTs), a safety classifier, a rule-of-thumb model (Canary
 first, social-norm stage) or Prost (RoTs then response, response only, or response
 from gold RoTs). The card names the base checkpoint, the mixture and its rates, the
 step, the model's shape, and the latest evaluation metrics recorded at or before the
-exported step (`metrics.jsonl`'s `eval/...` keys and `inference_eval/*-metrics.jsonl`):
+exported step (`metrics.jsonl`'s `eval/...` keys and the `eval/*.json` evaluation records):
 later ones describe other weights. It closes with the paper's caveats, the data's
 licences and the citation. Nothing here fails an export: what cannot be read (tasks
 not importable, no metrics) is left out or said so in the card.
@@ -212,10 +212,24 @@ def latest_eval_metrics(model_dir: str, step: int) -> dict[str, tuple[int, Any]]
   result = lambda key: "safety_confusion/" not in key
   directory = epath.Path(model_dir)
   take(directory / "metrics.jsonl", "", lambda key: key.startswith("eval/") and result(key))
-  if (directory / "inference_eval").exists():
-    for path in sorted((directory / "inference_eval").glob("*-metrics.jsonl")):
-      task = path.name[:-len("-metrics.jsonl")]
-      take(path, f"inference_eval/{task}/", result)
+  # The evaluation records (`python -m prosocial_jax.eval` and the training job's SeqIO
+  # evaluations) under the keys the training log uses, so one evaluation is one row.
+  # A record of a subset (`--max_examples`) is not the model's result: left out.
+  for path in sorted((directory / "eval").glob("*.json")) if (directory / "eval").exists() else ():
+    try:
+      record = json.loads(path.read_text())
+      at, split = int(record["step"]), record.get("split", "validation")
+      per_task = record["metrics"].items()
+    except (ValueError, TypeError, KeyError, AttributeError):
+      logger.warning("Model card: %s is not an evaluation record; skipped.", path)
+      continue
+    if record.get("max_examples") or not 0 <= at <= step:
+      continue
+    where = "eval/" if split == "validation" else f"eval/{split}/"
+    for task, values in per_task:
+      for key, value in values.items():
+        if at >= found.get(f"{where}{task}/{key}", (-1, None))[0]:
+          found[f"{where}{task}/{key}"] = (at, value)
   return found
 
 
@@ -254,8 +268,9 @@ def _evaluation(stored, paper: Optional[str]) -> list[str]:
   lines = ["## Evaluation", ""]
   if metrics:
     lines += [f"The latest values recorded at or before step {stored.step}: `metrics.jsonl` "
-              "(evaluations during training) and `inference_eval/` (SeqIO evaluation of a "
-              "checkpoint), on the run's evaluation split.", "", "| metric | value | at step |",
+              "(evaluations during training) and `eval/*.json` (SeqIO evaluations of a "
+              "checkpoint), on the validation split unless a metric names another.", "",
+              "| metric | value | at step |",
               "|---|---|---|"]
     lines += [f"| {key.removeprefix('eval/')} | {_number(value)} | {at} |"
               for key, (at, value) in sorted(metrics.items())]
