@@ -27,6 +27,14 @@ def check_decode_flags(parser: argparse.ArgumentParser, args: argparse.Namespace
     parser.error("--beam_size must be at least 1")
   if args.temperature <= 0 or args.top_k < 0 or not 0 < args.top_p <= 1:
     parser.error("sampling needs --temperature > 0, --top_k >= 0 and 0 < --top_p <= 1")
+  # A flag of another method than the one chosen would be silently ignored: say so.
+  for method, flags in (("beam", ("beam_size", "alpha")),
+                        ("sample", ("temperature", "top_k", "top_p"))):
+    given = [f"--{f}" for f in flags if getattr(args, f) != parser.get_default(f)]
+    if given and args.decode != method:
+      parser.error(f"{', '.join(given)} only appl{'y' if len(given) > 1 else 'ies'} to "
+                   f"--decode={method} "
+                   f"(this run decodes with --decode={args.decode})")
 
 
 def decode_options(args: argparse.Namespace):

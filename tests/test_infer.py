@@ -187,4 +187,13 @@ def test_errors_exit_2_with_a_message(model_dir, tmp_path, capsys):
   assert _main(f"--model_dir={model_dir}", f"--input={source}",
                f"--output={tmp_path / 'out.jsonl'}", "--with_rots") == 2
   assert "the model in --model_dir is Canary" in capsys.readouterr().err
+  # A decoding flag the chosen method ignores is a mistake, not a silent no-op.
+  for flags, said in ((["--decode=beam", "--top_k=5", "--top_p=0.9"],
+                       "--top_k, --top_p only apply to --decode=sample (this run decodes with "
+                       "--decode=beam)"),
+                      (["--beam_size=2"], "--beam_size only applies to --decode=beam (this run "
+                                          "decodes with --decode=greedy)")):
+    assert _main(f"--model_dir={model_dir}", f"--input={source}",
+                 f"--output={tmp_path / 'out.jsonl'}", *flags) == 2
+    assert said in capsys.readouterr().err
   assert not (tmp_path / "out.jsonl").exists()
