@@ -25,6 +25,7 @@ accelerator from a job using it.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import time
@@ -111,7 +112,13 @@ def _convert(args, bindings) -> None:
   vocabulary = meta["vocabulary"]
   print(f"vocabulary: {vocabulary['source']} ({vocabulary['vocab_size']} ids)" if vocabulary
         else "vocabulary: none in the checkpoint (give the run's task its vocabulary)")
-  print(f"Wrote {args.output_dir}/checkpoint_0 ({len(meta['param_shapes'])} parameters). "
+  count = sum(math.prod(shape) for shape in meta["param_shapes"].values())
+  if meta.get("trained_on"):
+    print(f"trained on: {meta['trained_on'].get('mixture_or_task_name')} "
+          f"{meta['trained_on'].get('task_feature_lengths')} (the export's record: "
+          "`eval` and the inference tools use it)")
+  print(f"Wrote {args.output_dir}/checkpoint_0 ({len(meta['param_shapes'])} tensors, "
+        f"{count:,} parameters). "
         f"Train from it with --gin.INITIAL_CHECKPOINT_PATH=\"'{args.output_dir}'\".")
 
 

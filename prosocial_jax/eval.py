@@ -152,7 +152,7 @@ def evaluate_checkpoint(model_dir: str, *, task: str | None = None, split: str =
   import jax
   import tasks
   from prosocial_jax import version
-  from prosocial_jax.checkpoints.stored import open_checkpoint
+  from prosocial_jax.checkpoints.stored import CheckpointNotFoundError, open_checkpoint
   from prosocial_jax.data.data_root import sample_data_root
   from prosocial_jax.evaluation.evaluator import SeqioEvaluation
   from prosocial_jax.evaluation.run import evaluate
@@ -163,8 +163,16 @@ def evaluate_checkpoint(model_dir: str, *, task: str | None = None, split: str =
   if decode_weights is not None and decode_weights not in WEIGHT_FORMATS:
     raise EvalError(f"decode_weights must be one of {WEIGHT_FORMATS} or None, "
                     f"got {decode_weights!r}.")
-  stored = open_checkpoint(model_dir, step)
-  trained_on = stored.meta.get("input") or {}
+  try:
+    stored = open_checkpoint(model_dir, step)
+  except CheckpointNotFoundError as error:
+    if "://" not in model_dir and os.path.isfile(os.path.join(model_dir, "config.json")):
+      raise EvalError(
+          f"{error} It is a Hugging Face folder (an export?): convert it into a checkpoint "
+          f"first, then evaluate that: python -m prosocial_jax.convert --source={model_dir} "
+          "--output_dir=NEW_DIR (an export of ours keeps its task and lengths).") from None
+    raise
+  trained_on = stored.trained_on
   name = task or trained_on.get("mixture_or_task_name")
   if not name:
     raise EvalError(f"{stored.path} records no training task (a converted checkpoint?): "

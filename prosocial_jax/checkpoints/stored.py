@@ -48,6 +48,11 @@ def _complete(model_dir: str, step: int) -> bool:
   return (folder / "meta").exists() and (folder / "state").exists()
 
 
+# The config.json key under which an export records the task and feature lengths its run
+# trained on (exporters write it; `convert` and the inference tools read it back).
+RUN_KEY = "prosocial_jax"
+
+
 def choose_step(checkpointer: Checkpointer, step: Step) -> int:
   """The step `step` ("latest", "best" or a number) names in `checkpointer`'s MODEL_DIR;
   only steps whose folder holds both `state` and `meta` count."""
@@ -109,6 +114,13 @@ class StoredCheckpoint:
   @property
   def path(self) -> str:
     return os.path.join(self.model_dir, f"{STEP_PREFIX}_{self.step}")
+
+  @property
+  def trained_on(self) -> dict[str, Any]:
+    """What the weights were trained on (`mixture_or_task_name`, `task_feature_lengths`):
+    the run's input record, or for a checkpoint converted from an export of ours what
+    the export's config.json recorded (`RUN_KEY`); {} when unknown."""
+    return self.meta.get("input") or self.meta.get("trained_on") or {}
 
   def params(self, *, unscanned: bool = True) -> dict[str, Any]:
     """The parameters as a nested dict of float32 numpy arrays (`unscanned`: scanned

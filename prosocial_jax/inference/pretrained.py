@@ -105,7 +105,7 @@ def _from_model_dir(path: str, step: Step) -> Pretrained:
   if vocabulary.get("kind") not in ("sentencepiece", "byte"):
     raise PretrainedError(f"{stored.path}: vocabulary kind {vocabulary.get('kind')!r} cannot "
                           "encode text here; usable: 'sentencepiece', 'byte'.")
-  run = stored.meta.get("input") or {}
+  run = stored.trained_on
   return Pretrained(source=stored.path, config=stored.config, params=stored.params(),
                     vocabulary=vocabulary, feature_lengths=_lengths(run, stored.config),
                     task=run.get("mixture_or_task_name"), step=stored.step)

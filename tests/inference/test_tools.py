@@ -125,6 +125,17 @@ def test_the_exported_folder_gives_the_same_outputs(canary, canary_dir, tmp_path
       texts, ["__casual__"] * len(texts))
   with pytest.raises(PretrainedError, match="applies to a MODEL_DIR only"):
     load_pretrained(str(folder), step="best")
+  # `eval` takes a checkpoint: for the folder it says how to make one, and the converted
+  # checkpoint keeps the export's task and lengths, so nothing needs to be passed again.
+  from prosocial_jax.checkpoints.importers import import_checkpoint, writer
+  from prosocial_jax.eval import EvalError
+  with pytest.raises(EvalError, match=r"It is a Hugging Face folder \(an export\?\): convert it "
+                                      rf"into a checkpoint first, .* --source={folder} "):
+    evaluate_checkpoint(str(folder))
+  meta = writer.write_checkpoint(import_checkpoint(str(folder)), str(tmp_path / "converted"))
+  assert meta["trained_on"] == record
+  converted = load_pretrained(str(tmp_path / "converted"))
+  assert (converted.task, converted.feature_lengths) == ("prosocial_dialog_canary", LENGTHS)
 
 
 def test_beam_search_and_repeatable_sampling(canary):

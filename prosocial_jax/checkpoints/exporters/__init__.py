@@ -30,11 +30,10 @@ from flax import traverse_util
 
 from prosocial_jax.checkpoints.exporters import hf_files, model_card, tokenizer
 from prosocial_jax.checkpoints.exporters.errors import ExportError
-from prosocial_jax.checkpoints.stored import StoredCheckpoint, Step, open_checkpoint
+from prosocial_jax.checkpoints.stored import RUN_KEY, StoredCheckpoint, Step, open_checkpoint
 from prosocial_jax.models.registry import config_to_dict
 
 # config.json's key for the run's task and feature lengths (`run_record`)
-RUN_KEY = "prosocial_jax"
 # our model family -> its exporter module
 FAMILIES = {"t5": "hf_t5", "prost": "hf_blenderbot"}
 
@@ -83,7 +82,7 @@ def export_checkpoint(model_dir: str, output_dir: str, *, step: Step = "latest",
     staging.rmtree()
   staging.mkdir(parents=True)
   try:
-    lengths = (stored.meta.get("input") or {}).get("task_feature_lengths") or {}
+    lengths = stored.trained_on.get("task_feature_lengths") or {}
     special_ids = tokenizer.write_tokenizer(stored.vocabulary, str(staging), stored.config,
                                             checkpoint=stored.path,
                                             inputs_length=lengths.get("inputs"))
@@ -112,7 +111,7 @@ def run_record(stored: StoredCheckpoint) -> dict[str, Any]:
   config.json ({} when the checkpoint records no input, e.g. a converted one): our
   inference tools read it back to build inputs exactly as the tasks did; transformers
   keeps such an extra key as a config attribute."""
-  run = stored.meta.get("input") or {}
+  run = stored.trained_on
   if not run.get("task_feature_lengths"):
     return {}
   return {RUN_KEY: {"mixture_or_task_name": run.get("mixture_or_task_name"),

@@ -98,7 +98,7 @@ def role_of(name: str, family: str) -> str:
 
 def model_card(stored) -> str:
   family = config_to_dict(stored.config)["family"]
-  run = stored.meta.get("input") or {}
+  run = stored.trained_on
   name = run.get("mixture_or_task_name") or "an unrecorded task"
   # A checkpoint converted and never trained here (convert.py's step 0) is its source model,
   # not a Canary or Prost: the family alone says nothing of what it was trained for.

@@ -22,6 +22,7 @@ of it (so the state is saved uncompressed, ~7% more disk).
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from typing import Any, Callable, Mapping, Optional
@@ -38,6 +39,7 @@ from prosocial_jax.checkpoints.compatibility import vocabulary_record
 from prosocial_jax.checkpoints.importers.base import (CheckpointImportError, Imported,
                                                       expected_param_shapes)
 from prosocial_jax.checkpoints.manager import STEP_PREFIX
+from prosocial_jax.checkpoints.stored import RUN_KEY
 from prosocial_jax.models.registry import config_to_dict
 
 STEP = 0
@@ -149,8 +151,26 @@ def write_checkpoint(imported: Imported, output_dir: str, *, overwrite: bool = F
           "vocabulary": _vocabulary(imported, output_dir),
           "code": version.code_record(),
           "imported_from": {"format": imported.format, "source": imported.source}}
+  trained_on = _trained_on(imported.source)
+  if trained_on:
+    meta["trained_on"] = trained_on
   _save(output_dir, params, meta)
   return meta
+
+
+def _trained_on(source: str) -> dict[str, Any] | None:
+  """What an export of ours records in its config.json (`stored.RUN_KEY`: the task and
+  feature lengths its run trained on), so that `eval` and the inference tools need no
+  flags for the converted checkpoint either; None for anyone else's checkpoint."""
+  path = epath.Path(source) / "config.json"
+  try:
+    record = json.loads(path.read_text()) if path.is_file() else {}
+  except (ValueError, OSError):
+    return None
+  run = record.get(RUN_KEY) if isinstance(record, dict) else None
+  if not isinstance(run, dict) or not isinstance(run.get("task_feature_lengths"), dict):
+    return None
+  return dict(run)
 
 
 def _save(output_dir: str, params, meta: Mapping[str, Any]) -> None:
