@@ -214,7 +214,8 @@ class ResumeSearch:
       moved = [set_aside(self.model_dir, r.step) for r in self.rejected]
     _sync("set_aside")
     self._checkpointer.reload()
-    lines = [f"  {r.path}: {r.reason.splitlines()[0]}" +
+    # One line per checkpoint, its whole reason (another model's lists its differences).
+    lines = [f"  {r.path}: {' '.join(part.strip() for part in r.reason.splitlines())}" +
              (f" -> moved to {moved[i]}" if moved else "") for i, r in enumerate(self.rejected)]
     logger.warning("Resuming from step %d (%s), the newest good checkpoint; %d newer one(s) "
                    "could not be used and were set aside:\n%s", step,

@@ -129,7 +129,7 @@ def test_a_half_written_step_folder_and_an_unfinished_save(copy, caplog):
                                               "cannot be restored: ")
 
 
-def test_a_checkpoint_of_another_model_is_skipped_and_refused_when_alone(copy):
+def test_a_checkpoint_of_another_model_is_skipped_and_refused_when_alone(copy, caplog):
   foreign = copy / "checkpoint_8"
   shutil.copytree(copy / "checkpoint_6", foreign)
   meta = _meta(copy)
@@ -141,6 +141,12 @@ def test_a_checkpoint_of_another_model_is_skipped_and_refused_when_alone(copy):
   assert search.rejected[0].reason == (
       "it is a checkpoint of another model:\n"
       "  model_config.mlp_dim: checkpoint has 128, this run has 64")
+  with caplog.at_level("WARNING", logger="prosocial_jax"):
+    search.finish(step)  # the summary line keeps the difference, not just its heading
+  assert (f"  {foreign}: it is a checkpoint of another model: model_config.mlp_dim: "
+          f"checkpoint has 128, this run has 64 -> moved to {copy}/checkpoint_8.unusable"
+          ) in caplog.text
+  shutil.move(str(copy / "checkpoint_8.unusable"), str(foreign))
 
   for name in ("checkpoint_2", "checkpoint_4", "checkpoint_6"):
     shutil.rmtree(copy / name)
