@@ -85,6 +85,7 @@ class Evaluate(Action):
     self._perplexity = perplexity
     self._decode = decode
     self._score = None
+    self.last_decode: tuple[int, dict] | None = None  # (step, SeqIO results) of the latest
 
   def run(self, loop: Loop) -> None:
     loop.raise_if_nonfinite()  # no evaluation of diverged parameters
@@ -98,8 +99,10 @@ class Evaluate(Action):
                   result["perplexity"], self._perplexity.name, self._perplexity.split)
       scalars = {f"eval/{k}": v for k, v in result.items()}
       if self._decode is not None:
-        for task, values in self._decode(loop).items():
+        decoded = self._decode(loop)
+        for task, values in decoded.items():
           scalars.update({f"eval/{task}/{k}": v for k, v in values.items()})
+        self.last_decode = (loop.step, decoded)
     except EvaluationInterrupted:
       # A preemption's grace period is short: the save of this step comes first. Nothing
       # of the abandoned evaluation is recorded, and the plateau / early-stopping /

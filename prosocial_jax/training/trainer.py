@@ -337,7 +337,18 @@ def train(*,
   # Tear down: the final SeqIO evaluation, then close everything.
   final_step = loop.step if loop is not None else start_step
   eval_metrics = {}
-  if end_evaluation is not None:
+  periodic = next((a for a in actions if isinstance(a, actions_lib.Evaluate)), None) if (
+      loop is not None) else None
+  if (end_evaluation is not None and periodic is not None and eval_max_examples is None
+      and eval_decode_weights is None and periodic.last_decode is not None
+      and periodic.last_decode[0] == final_step):
+    # The last periodic evaluation was this one already (same step, task, split, whole
+    # split, plain weights), recorded and logged: not run twice.
+    eval_metrics = periodic.last_decode[1]
+    logger.info("Step %d was evaluated by the periodic evaluation just before: its results "
+                "stand as the final evaluation.", final_step)
+    end_evaluation.close()
+  elif end_evaluation is not None:
     eval_metrics = evaluate(model, state.params, mesh, rules, end_evaluation, step=final_step,
                             decode_weights=eval_decode_weights)
     _record_and_report(model_dir, end_evaluation, final_step, eval_metrics,
