@@ -86,6 +86,7 @@ class Evaluate(Action):
     self._decode = decode
     self._score = None
     self.last_decode: tuple[int, dict] | None = None  # (step, SeqIO results) of the latest
+    self._abandoned_at: int | None = None  # a step whose evaluation SIGTERM cut short
 
   def run(self, loop: Loop) -> None:
     loop.raise_if_nonfinite()  # no evaluation of diverged parameters
@@ -108,15 +109,31 @@ class Evaluate(Action):
       # of the abandoned evaluation is recorded, and the plateau / early-stopping /
       # keep-best bookkeeping sees no evaluation at this step.
       logger.warning("step %d: %s received during the evaluation: abandoned, so that the "
-                     "step is saved at once.", loop.step, loop.asked_to_stop())
+                     "step is saved at once (the resumed run evaluates it first).", loop.step,
+                     loop.asked_to_stop())
+      self._abandoned_at = loop.step
       return
+    self._abandoned_at = None
     loop.writer.write(loop.step, scalars)
     loop.eval_result = result
+
+  def due(self, loop: Loop) -> bool:
+    return super().due(loop) or self.owed(loop)
+
+  def owed(self, loop: Loop) -> bool:
+    return self._abandoned_at is not None and self._abandoned_at == loop.step
+
+  def state_dict(self) -> dict[str, Any]:
+    return {} if self._abandoned_at is None else {"abandoned_at": self._abandoned_at}
+
+  def load_state_dict(self, state: dict[str, Any]) -> None:
+    self._abandoned_at = state.get("abandoned_at")
 
 
 class PlateauSchedule(Action):
   """Reduce-on-plateau: after each evaluation, the learning-rate scale of the next steps."""
   name = "reduce_on_plateau"
+  follows_evaluation = True
 
   def __init__(self, plateau: ReduceOnPlateau, learning_rate: Callable):
     super().__init__(0)
@@ -141,6 +158,7 @@ class PlateauSchedule(Action):
 class EarlyStopping(Action):
   """Stops when validation perplexity has not improved for `patience` evaluations."""
   name = "early_stopping"
+  follows_evaluation = True
 
   def __init__(self, patience: int, min_delta: float = 0.0):
     super().__init__(0)

@@ -140,6 +140,15 @@ class Action:
     """Called before each step is started (most actions need not)."""
     del loop
 
+  def owed(self, loop: Loop) -> bool:
+    """Whether this action still owes its run at the step resumed from (an evaluation a
+    SIGTERM cut short, then saved with the step); run before the first new step."""
+    del loop
+    return False
+
+  # Actions that react to an evaluation's result (`loop.eval_result`) run with an owed one.
+  follows_evaluation = False
+
   def close(self, loop: Loop) -> None:
     """Called once when the loop ends, also when it failed: release what is held."""
     del loop
@@ -171,12 +180,16 @@ def run(loop: Loop, actions: list[Action], preemption=None) -> None:
   `preemption` (a `preemption.PreemptionWatch`) is asked before each step is started:
   once the job has been told to stop, no new step starts, and the at-end actions (log,
   save) run for the last completed one. An evaluation under way when the signal comes
-  gives way at its next batch (`loop.asked_to_stop`), so that the save comes soon.
+  gives way at its next batch (`loop.asked_to_stop`), so that the save comes soon; an
+  action that owes its run at the step resumed from (`Action.owed`) runs first.
   """
   if preemption is not None:
     loop.asked_to_stop = preemption.asked
   try:
     with loop.mesh, nn.logical_axis_rules(loop.rules):
+      owed = [a for a in actions if a.owed(loop)]
+      if owed:  # as the step's own actions would have: the evaluation, then its followers
+        _run_actions(loop, [a for a in actions if a in owed or a.follows_evaluation])
       while not loop.at_end:
         if preemption is not None and preemption.reached(loop.step):
           loop.preempted = preemption.received

@@ -5,7 +5,9 @@ finishes the current step, saves a checkpoint at that step, logs one line and th
 trainer exits with status 143 (128 + SIGTERM), so that a supervisor sees the job
 was stopped, not finished. Running the same command resumes from that step with
 nothing lost. A periodic evaluation under way gives way at its next batch
-(`asked`, read by `evaluator.stoppable`): a preemption's grace period is short.
+(`asked`, read by `evaluator.stoppable`): a preemption's grace period is short;
+the step's checkpoint records the evaluation as owed and the resumed run does it
+before its first new step.
 Outside the loop (setting up, the final evaluation) SIGTERM keeps its default
 effect: there is nothing newer to save.
 

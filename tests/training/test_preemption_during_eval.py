@@ -88,7 +88,8 @@ def test_sigterm_during_a_decode_evaluation_abandons_it_and_saves_the_step(
   assert stopped.value.code == EXIT_STATUS
   assert len(yielded) == 2  # the batch fetched after the signal was never decoded
   assert caplog.text.count("step 10: SIGTERM received during the evaluation: abandoned, so "
-                           "that the step is saved at once.") == 1  # not evaluated again
+                           "that the step is saved at once (the resumed run evaluates it "
+                           "first).") == 1  # not evaluated again at the stop
   assert "SIGTERM received: stopped after step 10 and saved" in caplog.text
   assert sorted(p.name for p in tmp_path.glob("checkpoint_*")) == ["checkpoint_10"]
   logged = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
@@ -104,3 +105,11 @@ def test_sigterm_during_a_decode_evaluation_abandons_it_and_saves_the_step(
     tasks.set_data_root(None)
   assert result.step == 12
   assert "Resumed from" in caplog.text and "at step 10." in caplog.text
+  # The abandoned evaluation is owed: the resumed run does it before its first step, so
+  # early stopping and reduce-on-plateau see every evaluation an uninterrupted run would.
+  lines = caplog.text.splitlines()
+  redone = next(i for i, l in enumerate(lines) if "step 10: validation perplexity" in l)
+  assert redone < next(i for i, l in enumerate(lines) if "step 12/12" in l)
+  assert list(tmp_path.glob("eval/*-step10.json"))  # the decode half recorded too
+  logged = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+  assert [r["step"] for r in logged if "eval/perplexity" in r] == [10]
