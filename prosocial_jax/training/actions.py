@@ -106,8 +106,8 @@ class Evaluate(Action):
         self.last_decode = (loop.step, decoded)
     except EvaluationInterrupted:
       # A preemption's grace period is short: the save of this step comes first. Nothing
-      # of the abandoned evaluation is recorded, and the plateau / early-stopping /
-      # keep-best bookkeeping sees no evaluation at this step.
+      # of the abandoned evaluation is recorded; the checkpoint records it as owed
+      # (`state_dict`) and the resumed run does it before its first step.
       logger.warning("step %d: %s received during the evaluation: abandoned, so that the "
                      "step is saved at once (the resumed run evaluates it first).", loop.step,
                      loop.asked_to_stop())
