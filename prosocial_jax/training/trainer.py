@@ -261,6 +261,9 @@ def train(*,
 
   if latest is not None:
     logger.info("Resumed from %s at step %d.", model_dir, latest)
+    if initial_checkpoint_path:  # it seeded this run's step 0; resuming takes MODEL_DIR's
+      logger.info("INITIAL_CHECKPOINT_PATH (%s) is not read: MODEL_DIR holds this run's "
+                  "checkpoints, and a run resumes from its own.", initial_checkpoint_path)
   else:
     state = init_train_state(model, optimizer, dummy, jax.random.key(seed), mesh, rules)
     if initial_checkpoint_path:

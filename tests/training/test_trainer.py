@@ -74,7 +74,7 @@ def test_a_stopped_run_stays_stopped(stopped_run):
   assert again.step == result.step and again.stop_reason == result.stop_reason
 
 
-def test_initial_checkpoint_path_takes_the_best_parameters(stopped_run, tmp_path):
+def test_initial_checkpoint_path_takes_the_best_parameters(stopped_run, tmp_path, caplog):
   model_dir, _ = stopped_run
   evaluations = {r["step"]: r["eval/perplexity"] for r in _jsonl(model_dir)
                  if "eval/perplexity" in r}
@@ -89,6 +89,13 @@ def test_initial_checkpoint_path_takes_the_best_parameters(stopped_run, tmp_path
   seeded = _train(tmp_path / "seeded", train_steps=2, initial_checkpoint_path=str(model_dir),
                   log_every=1)
   assert seeded.step == 2
+  # Resumed, the run continues from its own checkpoint and says the seed is not read.
+  caplog.set_level("INFO", logger="prosocial_jax")
+  resumed = _train(tmp_path / "seeded", train_steps=3, initial_checkpoint_path=str(model_dir),
+                   log_every=1)
+  assert resumed.step == 3
+  assert (f"INITIAL_CHECKPOINT_PATH ({model_dir}) is not read: MODEL_DIR holds this run's "
+          "checkpoints, and a run resumes from its own.") in caplog.text
 
   foreign = tmp_path / "t5x" / "checkpoint_1000700"
   foreign.mkdir(parents=True)
