@@ -124,14 +124,15 @@ def marks_split(name: str, split: str) -> bool:
 
 def find_split_files(corpus_path: str | os.PathLike, split: str, *,
                      accept: Callable[[str], bool] | None = None,
-                     multiple: bool = False) -> list[str]:
+                     multiple: bool = False, expected: str | None = None) -> list[str]:
   """The files in `corpus_path` whose names mark `split`.
 
   A name marks a split when one of its words (split at any non-alphanumeric
   character, e.g. `prosocial_dialog_v1_valid.json`) is a split word. Hidden
   files, folders and `*.md` files are skipped, and so are names `accept` rejects
   (a reader uses it to pass over a release's other files, e.g. DailyDialog's
-  `dialogues_act_train.txt`). With `multiple`, every match is returned (sorted):
+  `dialogues_act_train.txt`; `expected`, the names it takes, goes into the error when it
+  rejects the split's only files). With `multiple`, every match is returned (sorted):
   Topical-Chat's `valid_freq.json` and `valid_rare.json` are one split.
 
   Raises:
@@ -141,12 +142,21 @@ def find_split_files(corpus_path: str | os.PathLike, split: str, *,
   corpus_path = _expand(corpus_path)
   name = canonical_split(split)
   words = SPLIT_WORDS[name]
-  candidates = [e for e in _data_files(corpus_path) if accept is None or accept(e)]
+  files = _data_files(corpus_path)
+  candidates = [e for e in files if accept is None or accept(e)]
   matches = [e for e in candidates if marks_split(e, name)]
   if not matches:
+    refused = [e for e in files if e not in candidates and marks_split(e, name)]
+    if refused:  # the split is there, in another release's format
+      raise MissingDataError(
+          f"No {name!r} split file in {corpus_path} in the release format its reader takes"
+          + (f" (file names matching {expected!r})" if expected else "")
+          + f": found {refused}, which it does not read (the corpus's SOURCE.md and "
+          "docs/data.md name the release).")
     raise MissingDataError(
         f"No {name!r} split file in {corpus_path}: expected a file whose name contains "
-        f"one of the words {list(words)} (e.g. {words[0]}.json); found {candidates or 'no data files'}.")
+        f"one of the words {list(words)} (e.g. {words[0]}.json); found "
+        f"{candidates or 'no data files'}.")
   if len(matches) > 1 and not multiple:
     raise AmbiguousSplitError(
         f"Several {name!r} split files in {corpus_path}: {matches}. Keep one, or move the "
@@ -216,7 +226,7 @@ class Corpus:
     if self.one_file:
       return [find_data_file(folder, self.accepts, self.one_file)]
     return find_split_files(folder, split, accept=self.accepts,
-                            multiple=self.several_files_per_split)
+                            multiple=self.several_files_per_split, expected=self.files)
 
   def load_split(self, split: str, data_root: str | os.PathLike | None = None, *,
                  skip_bad_records: bool = False) -> ReadResult:

@@ -131,6 +131,12 @@ ROWS = [
         ("No 'test' split file in {dir}: expected a file whose name contains one of the words "
          "['test'] (e.g. test.json); found ['train.json']",),
         MissingDataError, _load_split("daily_dialog", "test", {"train.json": DD_GOOD})),
+    Row("split file of another release", "persona_chat's valid.json (HF), not ParlAI's txt",
+        "Corpus.load_split",
+        ("No 'validation' split file in {dir} in the release format its reader takes (file "
+         "names matching '(train|valid|test)_self_original(_no_cands)?\\\\.txt'): found "
+         "['valid.json'], which it does not read",),
+        MissingDataError, _load_split("persona_chat", "validation", {"valid.json": "[]"})),
     Row("two files for one split", "train.json and train_v2.json", "Corpus.load_split",
         ("Several 'train' split files in {dir}: ['train.json', 'train_v2.json']. Keep one",),
         AmbiguousSplitError,
