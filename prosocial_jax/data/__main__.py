@@ -4,7 +4,9 @@
       fetch official releases into the data root (resumable, checksummed)
   stats <corpus>|all [--data_root DIR|sample] [--split S] [--skip_bad_records]
       read a corpus and print dialogues / utterances (or rows) per split ('sample': the
-      ProsocialDialog sample shipped with the package, as `eval --data_root=sample`)
+      ProsocialDialog sample shipped with the package, as `eval --data_root=sample`);
+      exit status 1 when a file is malformed (BAD DATA), 2 when the one corpus named
+      (not `all`) has none of the splits asked for
   train-vocab --data_root DIR --output PREFIX [--vocab_size N] [--corpus C ...]
       train the SentencePiece vocabulary reproducibly (prosocial_jax/data/train_vocab.py)
   toxichat-threads SPLIT --output OUT.jsonl [--data_root DIR|sample]
@@ -54,11 +56,12 @@ def _stats(args) -> int:
   corpora = list(CORPORA) if args.corpus == "all" else [args.corpus]
   splits = [args.split] if args.split else list(SPLITS)
   print(f"data root: {resolve_data_root(args.data_root)}")
-  failed = False
+  failed, read = False, False
   for name in corpora:
     for split in splits:
       try:
         s = corpus_stats(name, split, args.data_root, args.skip_bad_records)
+        read = True
         skipped = f"  ({s['skipped']} bad records skipped)" if s["skipped"] else ""
         skipped += f"  ({s['left_out']} records not used)" if s["left_out"] else ""
         print(f"{name:24s} {split:10s} {s['records']:8d} records "
@@ -68,7 +71,9 @@ def _stats(args) -> int:
       except DataFormatError as e:
         print(f"{name:24s} {split:10s} BAD DATA: {e}")
         failed = True
-  return 1 if failed else 0
+  if failed:
+    return 1
+  return 2 if not read and args.corpus != "all" else 0  # the one corpus asked for is missing
 
 
 def _toxichat_threads(args) -> int:

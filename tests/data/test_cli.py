@@ -28,7 +28,7 @@ def test_stats_counts_and_reports(tmp_path, capsys):
   assert "BAD DATA" in capsys.readouterr().out
   assert main(["stats", "daily_dialog", "--split", "train", "--data_root", root, "--skip_bad_records"]) == 0
   assert "(1 bad records skipped)" in capsys.readouterr().out
-  assert main(["stats", "prosocial_dialog", "--data_root", root]) == 0
+  assert main(["stats", "prosocial_dialog", "--data_root", root]) == 2  # missing
   assert "python -m prosocial_jax.data download prosocial_dialog" in capsys.readouterr().out
 
 
@@ -55,6 +55,12 @@ def test_data_root_sample_is_the_shipped_sample(capsys):
   out = capsys.readouterr().out
   assert f"data root: {sample_data_root()}" in out
   assert "prosocial_dialog         validation       12 records        60 utterances" in out
+  # The one corpus asked for, missing: status 2 (`all` lists what is missing, status 0).
+  assert main(["stats", "daily_dialog", "--data_root", "sample"]) == 2
+  assert "daily_dialog             train      missing: Corpus 'daily_dialog' not found" in (
+      capsys.readouterr().out)
+  assert main(["stats", "all", "--data_root", "sample"]) == 0
+  capsys.readouterr()
   with pytest.raises(SystemExit):  # never download into the package
     main(["download", "prosocial_dialog", "--data_root", "sample"])
   assert "the shipped sample is not a download target" in capsys.readouterr().err
