@@ -284,7 +284,7 @@ def write_report(model_dir: str, eval_json: str) -> str:
   if series:
     file = f"{stem}-curves.png"
     plot_curves(series, folder / file)
-    points = ", ".join(f"{k}: {len(v[0])} points" for k, v in series.items())
+    points = ", ".join(f"{k}: {len(v[0])} point{'s' * (len(v[0]) != 1)}" for k, v in series.items())
     page += [f'<img src="{html.escape(file)}" alt="training curves">',
              f"<p>From metrics.jsonl ({html.escape(points)}).</p>"]
     md += [f"![training curves]({file})", "", f"From metrics.jsonl ({_md_cell(points)}).", ""]
