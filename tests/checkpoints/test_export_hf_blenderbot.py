@@ -189,6 +189,13 @@ def test_hf_ours_hf_gives_the_same_tensors_and_config(exported, kind):
   assert importer.config_from_hf(written) == importer.read(hf_dir).config
   loaded = load(out)
   assert loaded.lm_head.weight.data_ptr() == loaded.model.shared.weight.data_ptr()  # tied
+  # The summary's count says which part is BlenderBot's zero final_logits_bias.
+  said = []
+  summary = export(scanned_out.parent / f"{kind}_ours", scanned_out.parent / f"{kind}_again",
+                   progress=said.append)
+  ours = summary["parameters"] - VOCAB
+  assert (f"({summary['parameters']:,} parameters: the model's {ours:,} and {VOCAB:,} zeros "
+          "the Hugging Face class has besides)") in said[-1]
 
 
 def test_2_7b_config_is_blenderbot_3b():

@@ -71,6 +71,7 @@ def export_checkpoint(model_dir: str, output_dir: str, *, step: Step = "latest",
   say(f"Exporting {stored.path} ({type(stored.config).__name__}) to {output_dir}")
   flat = traverse_util.flatten_dict(stored.params(unscanned=True), sep="/")
   tensors = dict(module.hf_tensors(flat, stored.config))  # refuses before anything is written
+  ours = sum(int(x.size) for x in flat.values())
   del flat
   # Written into a sibling folder first and moved into place at the end, so a refusal or
   # a crash never leaves a half-written model where a complete one is expected (gs:// has
@@ -101,7 +102,11 @@ def export_checkpoint(model_dir: str, output_dir: str, *, step: Step = "latest",
       target.rmtree()
     os.replace(staging, target)
   count = sum(int(t.size) for t in tensors.values())
-  say(f"Wrote {len(tensors)} tensors ({count:,} parameters) in {', '.join(files)}")
+  # BlenderBot's class has a zero `final_logits_bias` that Prost has not: said, so the
+  # count is not taken for another model's.
+  besides = (f": the model's {ours:,} and {count - ours:,} zeros the Hugging Face class has "
+             "besides" if count > ours else "")
+  say(f"Wrote {len(tensors)} tensors ({count:,} parameters{besides}) in {', '.join(files)}")
   return {"step": stored.step, "files": sorted(p.name for p in target.iterdir()),
           "parameters": count}
 
