@@ -203,6 +203,19 @@ def _explained(error: BaseException) -> str:
   return message
 
 
+def missing_bindings(error: BaseException) -> GinConfigError | None:
+  """gin's error for a configurable called without a required parameter (raised when it
+  is called, a RuntimeError), as a message naming the flag that sets it; else None."""
+  m = re.match(r"Required bindings for `([\w.]+)` not provided in config: \[(.*)\]",
+               str(error))
+  if not isinstance(error, RuntimeError) or not m:
+    return None
+  name, params = m.group(1), re.findall(r"'(\w+)'", m.group(2))
+  flags = ", ".join(f"--gin.{name}.{p}=VALUE" for p in params)
+  return GinConfigError(f"gin config: {name} needs {', '.join(params)}, which no binding "
+                        f"sets: {flags}")
+
+
 def _unset_macro(macro: str, used_by: str | None, defined) -> str:
   # gin's own phrase is kept, for tools that read it (tests/test_gin_configs.py does).
   by = f" (by {used_by})" if used_by else ""

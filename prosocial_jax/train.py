@@ -56,7 +56,13 @@ def _check_task_name() -> None:
 
 def _train(trainer) -> None:
   with user_errors.exit_on(_user_errors()):
-    trainer.train()
+    try:
+      trainer.train()
+    except RuntimeError as error:  # gin: a configurable called without a required value
+      explained = gin_utils.missing_bindings(error)
+      if explained is None:
+        raise
+      raise explained from None
 
 
 def _exit_now(status: int) -> None:

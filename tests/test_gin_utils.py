@@ -88,3 +88,19 @@ def test_includes_of_a_users_own_file_find_the_shipped_configs(tmp_path, monkeyp
     assert gin.query_parameter("t5_1_1_config.size") == "small"
   finally:
     gin.clear_config()
+
+
+def test_a_required_parameter_left_unset_is_named_with_its_flag():
+  from prosocial_jax.training import schedules  # noqa: F401  (registers warmup_cosine)
+  gin.clear_config()
+  try:
+    gin.parse_config("warmup_cosine.learning_rate = 1e-3")
+    with pytest.raises(RuntimeError) as raised:
+      gin.get_configurable("warmup_cosine")()
+    explained = gin_utils.missing_bindings(raised.value)
+    assert str(explained) == ("gin config: warmup_cosine needs decay_steps, which no binding "
+                              "sets: --gin.warmup_cosine.decay_steps=VALUE")
+    assert isinstance(explained, gin_utils.GinConfigError)
+    assert gin_utils.missing_bindings(RuntimeError("something else")) is None
+  finally:
+    gin.clear_config()
