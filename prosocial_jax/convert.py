@@ -40,8 +40,11 @@ FORMATS = ("auto", "hf_t5", "t5x", "mesh_tf", "hf_blenderbot")
 
 def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
   """(options, gin bindings from --gin.NAME=VALUE and --gin_bindings)."""
-  parser = argparse.ArgumentParser(prog="python -m prosocial_jax.convert",
-                                   description="Convert an outside checkpoint to ours.")
+  parser = argparse.ArgumentParser(
+      prog="python -m prosocial_jax.convert",
+      description="Convert an outside checkpoint to ours.",
+      epilog="--gin.NAME=VALUE  one gin binding on the --gin_file's model (strings need "
+             "inner quotes), e.g. --gin.t5_1_0_config.dtype=\"'bfloat16'\"")
   parser.add_argument("--source", required=True, help="checkpoint folder (local or gs://)")
   parser.add_argument("--output_dir", required=True, help="folder for checkpoint_0/")
   parser.add_argument("--format", default="auto", choices=FORMATS)
