@@ -141,10 +141,11 @@ def load_initial_params(path: str, expected_shapes: Mapping[str, list[int]], tar
     if saved and saved != dict(expected_shapes):
       raise _shape_error(f"{model_dir} (step {step})", expected_shapes, saved,
                          _config_lines(meta.get("model_config", {}), model_config))
-    for problem in vocabulary_problems(meta.get("vocabulary", {}), vocabulary or {}):
+    problems = vocabulary_problems(meta.get("vocabulary", {}), vocabulary or {})
+    if problems:  # one warning, every difference under it
       logger.warning("INITIAL_CHECKPOINT_PATH %s (step %d) was trained with another "
                      "vocabulary than this run's; its embeddings mean other tokens:\n%s",
-                     model_dir, step, problem)
+                     model_dir, step, "\n".join(problems))
     params = checkpointer.restore_params(step, target_params)
   finally:
     checkpointer.close()
