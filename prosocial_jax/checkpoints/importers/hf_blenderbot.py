@@ -186,14 +186,13 @@ def _checked_config(given: Any, found: ProstConfig, source: str) -> ProstConfig:
   if not isinstance(given, ProstConfig):
     raise CheckpointImportError(f"{source} is a Prost (Blenderbot) checkpoint; the given config "
                                 f"is a {type(given).__name__}")
-  for field in dataclasses.fields(ProstConfig):
-    if field.name in _RUN_FIELDS:
-      continue
-    want, have = getattr(given, field.name), getattr(found, field.name)
-    if want != have:
-      raise CheckpointImportError(
-          f"config field {field.name}: given {want!r}, but {source} has {have!r} "
-          f"({_HF_FIELD.get(field.name, field.name)})")
+  differences = [
+      f"config field {f.name}: given {getattr(given, f.name)!r}, but {source} has "
+      f"{getattr(found, f.name)!r} ({_HF_FIELD.get(f.name, f.name)})"
+      for f in dataclasses.fields(ProstConfig)
+      if f.name not in _RUN_FIELDS and getattr(given, f.name) != getattr(found, f.name)]
+  if differences:  # every one, as the T5 importer lists them
+    raise CheckpointImportError("; ".join(differences))
   return given
 
 
