@@ -115,6 +115,10 @@ def _convert(args, bindings) -> None:
   vocabulary = meta["vocabulary"]
   print(f"vocabulary: {vocabulary['source']} ({vocabulary['vocab_size']} ids)" if vocabulary
         else "vocabulary: none in the checkpoint (give the run's task its vocabulary)")
+  if vocabulary and vocabulary["vocab_size"] > imported.config.vocab_size:
+    print(f"warning: the vocabulary's {vocabulary['vocab_size']} ids (extra ids included) do "
+          f"not fit the model's {imported.config.vocab_size} embedding rows: a run with it "
+          "is refused; give the run fewer VOCABULARY_EXTRA_IDS or another vocabulary.")
   count = sum(math.prod(shape) for shape in meta["param_shapes"].values())
   if meta.get("trained_on"):
     print(f"trained on: {meta['trained_on'].get('mixture_or_task_name')} "

@@ -55,6 +55,12 @@ def test_the_converted_checkpoint_seeds_a_run_with_the_imported_params(hf_dir, c
   assert "loaded 66 tensors" in result.stdout and "66/66 tensors" in result.stdout
   assert f"Wrote {output}/checkpoint_0" in result.stdout
   imported = import_checkpoint(str(hf_dir))
+  count = sum(int(np.prod(shape)) for shape in expected_param_shapes(imported.config).values())
+  assert f"({len(expected_param_shapes(imported.config))} tensors, {count:,} parameters)" in (
+      result.stdout)
+  # The sample SentencePiece model (1024 ids + T5's 100 extra) on a 64-row test model: said.
+  assert (f"warning: the vocabulary's {meta_vocab_size(output)} ids (extra ids included) do "
+          "not fit the model's 64 embedding rows") in result.stdout
   expected = expected_param_shapes(imported.config)
   shapes = {name: list(shape) for name, shape in expected.items()}
   target = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s, np.float32), nested(expected),
@@ -175,3 +181,11 @@ def test_a_training_run_starts_from_the_imported_parameters(tmp_path, seed_from)
     saved.close()
   # A zero learning rate: the run's parameters are still the imported ones.
   jax.tree.map(np.testing.assert_array_equal, params, nested(dict(imported.tensors())))
+
+
+def meta_vocab_size(output):
+  checkpointer = Checkpointer(str(output), max_to_keep=None)
+  try:
+    return checkpointer.read_meta(0)["vocabulary"]["vocab_size"]
+  finally:
+    checkpointer.close()
