@@ -181,10 +181,7 @@ def evaluate_checkpoint(model_dir: str, *, task: str | None = None, split: str =
   lengths = _feature_lengths(trained_on.get("task_feature_lengths") or {}, inputs_length,
                              targets_length)
   batch_size = batch_size or int(trained_on.get("batch_size") or DEFAULT_BATCH_SIZE)
-  try:
-    mesh, rules = create_mesh(), logical_axis_rules()
-  except ValueError as error:  # a MeshShape that does not fit the devices
-    raise EvalError(str(error)) from None
+  mesh, rules = create_mesh(), logical_axis_rules()  # a misfit MeshShape: a UserError
   shards = batch_shards(mesh, rules)
   if batch_size % shards:
     raise EvalError(f"batch size {batch_size} does not split over the mesh's {shards} "

@@ -48,6 +48,8 @@ def _complete(model_dir: str, step: int) -> bool:
   return (folder / "meta").exists() and (folder / "state").exists()
 
 
+logger = logging.getLogger("prosocial_jax")
+
 # The config.json key under which an export records the task and feature lengths its run
 # trained on (exporters write it; `convert` and the inference tools read it back).
 RUN_KEY = "prosocial_jax"
@@ -70,7 +72,7 @@ def choose_step(checkpointer: Checkpointer, step: Step) -> int:
     scored = {s: (checkpointer.metrics(s) or {}).get("perplexity") for s in steps}
     scored = {s: p for s, p in scored.items() if p is not None}
     if not scored:
-      logging.getLogger("prosocial_jax").warning(
+      logger.warning(
           "%s records no validation perplexity with any checkpoint (a run with "
           "train.keep_best does): step 'best' is the latest, %d.", where, max(steps))
       return max(steps)

@@ -78,8 +78,9 @@ def stoppable(batch_fn: Callable, should_stop: Callable[[], object] | None) -> C
     return batch_fn
 
   def checked(*args):
-    if should_stop():
-      raise EvaluationInterrupted(f"asked to stop ({should_stop()})")
+    reason = should_stop()
+    if reason:
+      raise EvaluationInterrupted(f"asked to stop ({reason})")
     return batch_fn(*args)
   return checked
 

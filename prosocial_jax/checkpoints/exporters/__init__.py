@@ -33,7 +33,6 @@ from prosocial_jax.checkpoints.exporters.errors import ExportError
 from prosocial_jax.checkpoints.stored import RUN_KEY, StoredCheckpoint, Step, open_checkpoint
 from prosocial_jax.models.registry import config_to_dict
 
-# config.json's key for the run's task and feature lengths (`run_record`)
 # our model family -> its exporter module
 FAMILIES = {"t5": "hf_t5", "prost": "hf_blenderbot"}
 

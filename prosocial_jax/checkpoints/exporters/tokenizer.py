@@ -91,10 +91,8 @@ def write_tokenizer(vocabulary: dict[str, Any], output_dir: str, config, *,
   cuts inputs exactly as the tasks did), else the model's position table or T5's 512."""
   kind = check_vocabulary(vocabulary, config, checkpoint=checkpoint)
   extra_ids = int(vocabulary.get("extra_ids") or 0)
-  max_length = int(getattr(config, "max_positions", 0) or T5_MAX_LENGTH)
-  if inputs_length:
-    max_length = min(max_length, int(inputs_length)) if getattr(
-        config, "max_positions", 0) else int(inputs_length)
+  limits = [int(n) for n in (getattr(config, "max_positions", 0), inputs_length) if n]
+  max_length = min(limits) if limits else T5_MAX_LENGTH
   directory = epath.Path(output_dir)
   directory.mkdir(parents=True, exist_ok=True)
   if kind == "byte":
