@@ -55,6 +55,13 @@ logger = logging.getLogger("prosocial_jax")
 RUN_KEY = "prosocial_jax"
 
 
+def exported_run(config_json: Any) -> dict[str, Any]:
+  """The `RUN_KEY` record of an exported folder's parsed config.json ({} when it has
+  none, e.g. a folder that did not come from us)."""
+  run = config_json.get(RUN_KEY) if isinstance(config_json, dict) else None
+  return dict(run) if isinstance(run, dict) else {}
+
+
 def choose_step(checkpointer: Checkpointer, step: Step) -> int:
   """The step `step` ("latest", "best" or a number) names in `checkpointer`'s MODEL_DIR;
   only steps whose folder holds both `state` and `meta` count."""

@@ -10,7 +10,7 @@ else 'xla', the same model: `ModelConfig.runnable_on`), the vocabulary record
 ({"kind": "sentencepiece" | "byte", "path", "extra_ids"}, as checkpoints record
 it) and the task and feature lengths the run trained on, so that inputs are cut
 and decoded to the lengths the model learned. A MODEL_DIR records them with each
-checkpoint (`meta["input"]`), an exported folder in config.json (`exporters.RUN_KEY`).
+checkpoint (`meta["input"]`), an exported folder in config.json (`stored.exported_run`).
 A checkpoint without that record (converted, or exported before the record
 existed) gets `DEFAULT_FEATURE_LENGTHS`, bounded by a model's learned positions;
 `feature_lengths=` overrides either.
@@ -27,11 +27,11 @@ import jax
 from etils import epath
 from flax import traverse_util
 
-from prosocial_jax.checkpoints.exporters import RUN_KEY
 from prosocial_jax.checkpoints.exporters.errors import ExportError
 from prosocial_jax.checkpoints.exporters.tokenizer import folder_vocabulary
 from prosocial_jax.checkpoints.importers import CheckpointImportError, import_checkpoint
-from prosocial_jax.checkpoints.stored import CheckpointNotFoundError, Step, open_checkpoint
+from prosocial_jax.checkpoints.stored import (CheckpointNotFoundError, Step, exported_run,
+                                              open_checkpoint)
 from prosocial_jax.data.encoding import BYTE, make_vocabulary
 from prosocial_jax.models.registry import config_to_dict
 
@@ -122,7 +122,7 @@ def _from_folder(path: str, step: Step) -> Pretrained:
   vocabulary = folder_vocabulary(path)   # before the (long) read of the weights
   imported = import_checkpoint(path)
   params = traverse_util.unflatten_dict(dict(imported.tensors()), sep="/")
-  run = record.get(RUN_KEY) or {}
+  run = exported_run(record)
   return Pretrained(source=path, config=imported.config, params=params, vocabulary=vocabulary,
                     feature_lengths=_lengths(run, imported.config),
                     task=run.get("mixture_or_task_name"), step=run.get("step"))

@@ -9,4 +9,5 @@ from prosocial_jax.partitioning.rules import (STANDARD_LOGICAL_AXIS_RULES,
                                               batch_shards,
                                               batch_sharding,
                                               logical_axis_rules,
-                                              logical_to_sharding)
+                                              logical_to_sharding,
+                                              spec_axes)

@@ -53,9 +53,13 @@ def batch_sharding(mesh: Mesh, rules=None) -> NamedSharding:
   return NamedSharding(mesh, nn.logical_to_mesh_axes(("batch",), rules))
 
 
+def spec_axes(mesh: Mesh, entry) -> tuple[tuple[str, ...], int]:
+  """One PartitionSpec entry's mesh axes and how many pieces they cut its dimension in."""
+  axes = (entry,) if isinstance(entry, str) else tuple(entry or ())
+  return axes, int(math.prod(mesh.shape[axis] for axis in axes))
+
+
 def batch_shards(mesh: Mesh, rules=None) -> int:
   """How many pieces `batch_sharding` cuts a batch into (data x fsdp with the standard
   rules): every batch size on this mesh must be a multiple of it."""
-  axes = batch_sharding(mesh, rules).spec[0] or ()
-  axes = (axes,) if isinstance(axes, str) else axes
-  return int(math.prod(mesh.shape[axis] for axis in axes))
+  return spec_axes(mesh, batch_sharding(mesh, rules).spec[0])[1]

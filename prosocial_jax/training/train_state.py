@@ -10,7 +10,6 @@ holds a full replica of a large model.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import flax
@@ -20,7 +19,7 @@ import jax.numpy as jnp
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from prosocial_jax.partitioning import logical_to_sharding
+from prosocial_jax.partitioning import logical_to_sharding, spec_axes
 from prosocial_jax.user_errors import UserError
 
 
@@ -78,9 +77,8 @@ def _check_parameters_split(params, logical_specs, shardings, mesh: Mesh) -> Non
   flat = jax.tree_util.tree_flatten_with_path(params)[0]
   logical = jax.tree.leaves(logical_specs, is_leaf=lambda x: isinstance(x, PartitionSpec))
   for (path, leaf), names, sharding in zip(flat, logical, jax.tree.leaves(shardings)):
-    for dim, (size, axes) in enumerate(zip(leaf.shape, sharding.spec)):
-      axes = (axes,) if isinstance(axes, str) else tuple(axes or ())
-      pieces = math.prod(mesh.shape[a] for a in axes)
+    for dim, (size, entry) in enumerate(zip(leaf.shape, sharding.spec)):
+      axes, pieces = spec_axes(mesh, entry)
       if size % pieces:
         name = names[dim] if dim < len(names) else None
         field = _AXIS_FIELDS.get(name)

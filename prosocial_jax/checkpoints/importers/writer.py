@@ -39,7 +39,7 @@ from prosocial_jax.checkpoints.compatibility import vocabulary_record
 from prosocial_jax.checkpoints.importers.base import (CheckpointImportError, Imported,
                                                       expected_param_shapes)
 from prosocial_jax.checkpoints.manager import STEP_PREFIX
-from prosocial_jax.checkpoints.stored import RUN_KEY
+from prosocial_jax.checkpoints.stored import exported_run
 from prosocial_jax.models.registry import config_to_dict
 
 STEP = 0
@@ -159,7 +159,7 @@ def write_checkpoint(imported: Imported, output_dir: str, *, overwrite: bool = F
 
 
 def _trained_on(source: str) -> dict[str, Any] | None:
-  """What an export of ours records in its config.json (`stored.RUN_KEY`: the task and
+  """What an export of ours records in its config.json (`stored.exported_run`: the task and
   feature lengths its run trained on), so that `eval` and the inference tools need no
   flags for the converted checkpoint either; None for anyone else's checkpoint."""
   path = epath.Path(source) / "config.json"
@@ -167,10 +167,8 @@ def _trained_on(source: str) -> dict[str, Any] | None:
     record = json.loads(path.read_text()) if path.is_file() else {}
   except (ValueError, OSError):
     return None
-  run = record.get(RUN_KEY) if isinstance(record, dict) else None
-  if not isinstance(run, dict) or not isinstance(run.get("task_feature_lengths"), dict):
-    return None
-  return dict(run)
+  run = exported_run(record)
+  return run if isinstance(run.get("task_feature_lengths"), dict) else None
 
 
 def _save(output_dir: str, params, meta: Mapping[str, Any]) -> None:
